@@ -1,0 +1,80 @@
+# synod — build, test, run and measure. `make run` and `make test` work as
+# the first command on a fresh Debian 12 machine: `deps` installs whatever
+# Debian package is missing (apt-get, as root or through sudo).
+
+PKGS := gcc make pkg-config lua5.4 liblua5.4-dev libuv1-dev libsodium-dev \
+        libedit-dev lua-busted
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+CC      ?= gcc
+CFLAGS  ?= -O2 -g
+# Always on, whatever CFLAGS a caller sets (make asan sets its own).
+SYN_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fPIC -fvisibility=hidden \
+              $(shell pkg-config --cflags lua5.4 libuv libsodium libedit 2>/dev/null)
+SANFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+LIBS     = $(shell pkg-config --libs libuv libsodium 2>/dev/null) -lm
+EXELIBS  = $(shell pkg-config --libs lua5.4 libedit 2>/dev/null)
+
+BUILD   ?= build
+SRCS    := $(filter-out engine/main.c,$(shell find engine -name '*.c' | sort))
+OBJS    := $(SRCS:%.c=$(BUILD)/%.o)
+DEPS    := $(OBJS:.o=.d) $(BUILD)/engine/main.d
+
+SEEDS   ?=
+LUA_ENV := LUA_PATH='./scripts/?.lua;./scripts/?/init.lua;;' LUA_CPATH='./?.so;;'
+BUSTED  ?= busted
+
+.PHONY: all build run test bench asan soak clean deps
+
+all: deps
+	@$(MAKE) --no-print-directory build
+
+build: synod synod.so
+
+deps:
+	@missing=""; for p in $(PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "make deps: installing$$missing"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing >/dev/null \
+	    || { echo "make deps: apt-get failed for$$missing" >&2; exit 1; }; \
+	fi
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(SYN_CFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+
+synod: $(OBJS) $(BUILD)/engine/main.o
+	$(CC) $(SYN_CFLAGS) $(CFLAGS) -o $@ $^ $(LIBS) $(EXELIBS) -Wl,-E
+
+# The Lua module: its symbols come from the interpreter that loads it.
+synod.so: $(OBJS)
+	$(CC) $(SYN_CFLAGS) $(CFLAGS) -shared -o $@ $^ $(LIBS)
+
+build-asan/synod.so: $(OBJS)
+	$(CC) $(SYN_CFLAGS) $(CFLAGS) -shared -o $@ $^ $(LIBS)
+
+run: all
+	./synod run scenarios/showcase.lua
+
+test: all
+	@SYNOD_SEEDS="$(SEEDS)" $(BUSTED)
+
+bench: all
+	@$(LUA_ENV) lua5.4 scripts/bench.lua $(BENCH_ARGS)
+
+# The wire and crypto specs (100,000 fuzzed frames) against a sanitizer build.
+asan: deps
+	@$(MAKE) --no-print-directory BUILD=build-asan CFLAGS="$(SANFLAGS)" build-asan/synod.so
+	@LD_PRELOAD="$$(gcc -print-file-name=libasan.so)" ASAN_OPTIONS=detect_leaks=0 \
+	  SYNOD_FUZZ_FRAMES=100000 $(BUSTED) --cpath='./build-asan/?.so' spec/wire_spec.lua spec/crypto_spec.lua
+
+soak: all
+	@SYNOD_SOAK=1 $(BUSTED) --tags=soak
+
+clean:
+	rm -rf build build-asan synod synod.so
+
+-include $(DEPS)

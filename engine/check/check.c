@@ -1,0 +1,570 @@
+/* check.c — the recorded history of a run and the checkers that judge it.
+ *
+ * Owns: the growable per-node delivery logs, the submissions list and the
+ * one arena that holds every value's bytes (growth bounded by the
+ * SYN_MAX_HISTORY_* limits, checked before anything is allocated); the six
+ * checkers of check.h and the small open-addressing table they share.
+ * Never: touches a protocol, a clock, a socket or a Lua state; a checker
+ * never writes to the history it judges.
+ *
+ * Conventions of every verdict (check.h leaves them to us):
+ *  - positions (pos_a, pos_b) are 1-based indexes into a node's delivery
+ *    log, so h:log(node)[pos] in Lua is the entry named; -1 when n/a.
+ *  - "first" means: lowest position, then lowest node ids — iteration is
+ *    always over sorted ids and log order, never hash order, so the same
+ *    history gives the same explanation bit for bit.
+ *  - a message's identity is (origin, ts, value bytes). */
+#include "check.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- the history ---- */
+
+int syn_history_init(syn_history_t *h, uint32_t n) {
+  memset(h, 0, sizeof *h);
+  if (n == 0) return -SYN_EINVAL;
+  if (n > SYN_MAX_HISTORY_NODES) return -SYN_ELIMIT;
+  h->n = n;
+  for (uint32_t i = 0; i < n; i++) h->honest[i] = true;
+  syn_buf_init(&h->arena, SYN_MAX_HISTORY_BYTES);
+  return 0;
+}
+
+void syn_history_free(syn_history_t *h) {
+  for (uint32_t i = 0; i < SYN_MAX_HISTORY_NODES; i++) free(h->logs[i].items);
+  free(h->subs);
+  syn_buf_free(&h->arena);
+  memset(h, 0, sizeof *h);
+}
+
+/* Room for one more value of len bytes in the arena, checked against the
+ * limit before anything grows. */
+static int arena_check(const syn_history_t *h, size_t len) {
+  if (len > SYN_MAX_HISTORY_BYTES || h->arena.len > SYN_MAX_HISTORY_BYTES - len)
+    return -SYN_ELIMIT;
+  return 0;
+}
+
+/* Grows an array of `size`-byte items to hold count + 1, never past max. */
+static int grow(void **items, uint32_t *cap, uint32_t count, uint32_t max, size_t size) {
+  if (count >= max) return -SYN_ELIMIT;
+  if (count < *cap) return 0;
+  uint32_t ncap = *cap ? *cap : 16;
+  while (ncap <= count) ncap = ncap > max / 2 ? max : ncap * 2;
+  void *p = realloc(*items, (size_t)ncap * size);
+  if (p == NULL) return -SYN_ENOMEM;
+  *items = p;
+  *cap = ncap;
+  return 0;
+}
+
+int syn_history_deliver(syn_history_t *h, uint32_t node, uint64_t seq, uint32_t origin,
+                        uint64_t ts, int64_t at_ns, const uint8_t *value, size_t len) {
+  if (node >= h->n) return -SYN_EINVAL;
+  if (value == NULL && len > 0) return -SYN_EINVAL;
+  syn_delivery_log_t *lg = &h->logs[node];
+  int rc = arena_check(h, len);
+  if (rc) return rc;
+  rc = grow((void **)&lg->items, &lg->cap, lg->count, SYN_MAX_HISTORY_ENTRIES, sizeof *lg->items);
+  if (rc) return rc;
+  uint32_t off = (uint32_t)h->arena.len;
+  rc = syn_buf_append(&h->arena, value, len);
+  if (rc) return rc;
+  lg->items[lg->count++] = (syn_delivery_t){
+    .seq = seq, .origin = origin, .ts = ts, .at_ns = at_ns, .off = off, .len = (uint32_t)len,
+  };
+  return 0;
+}
+
+int syn_history_submit(syn_history_t *h, uint32_t node, int64_t at_ns,
+                       const uint8_t *value, size_t len) {
+  if (node >= h->n) return -SYN_EINVAL;
+  if (value == NULL && len > 0) return -SYN_EINVAL;
+  int rc = arena_check(h, len);
+  if (rc) return rc;
+  rc = grow((void **)&h->subs, &h->subs_cap, h->nsubs, SYN_MAX_SUBMISSIONS, sizeof *h->subs);
+  if (rc) return rc;
+  uint32_t off = (uint32_t)h->arena.len;
+  rc = syn_buf_append(&h->arena, value, len);
+  if (rc) return rc;
+  h->subs[h->nsubs++] = (syn_submission_t){
+    .node = node, .at_ns = at_ns, .off = off, .len = (uint32_t)len,
+  };
+  return 0;
+}
+
+/* The value bytes stay in the arena (it only grows); the log starts over. */
+void syn_history_reset_node(syn_history_t *h, uint32_t node) {
+  SYN_ASSERT(node < h->n);
+  h->logs[node].count = 0;
+}
+
+/* ---- verdicts and explanations ---- */
+
+static void verdict_init(syn_verdict_t *v, const char *checker) {
+  v->ok = true;
+  v->checker = checker;
+  v->node_a = v->node_b = -1;
+  v->pos_a = v->pos_b = -1;
+  v->explain[0] = '\0';
+}
+
+static void verdict_fail(syn_verdict_t *v, int32_t node_a, int32_t node_b, int64_t pos_a,
+                         int64_t pos_b, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+static void verdict_fail(syn_verdict_t *v, int32_t node_a, int32_t node_b, int64_t pos_a,
+                         int64_t pos_b, const char *fmt, ...) {
+  v->ok = false;
+  v->node_a = node_a; v->node_b = node_b;
+  v->pos_a = pos_a; v->pos_b = pos_b;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(v->explain, sizeof v->explain, fmt, ap);
+  va_end(ap);
+}
+
+/* A value, quoted for an explanation: printable ASCII kept, '"' and '\'
+ * escaped, other bytes as \xNN, cut after QUOTE_MAX_BYTES input bytes. */
+#define QUOTE_MAX_BYTES 40
+#define QUOTE_CAP (QUOTE_MAX_BYTES * 4 + 8)
+static const char *quote(char out[QUOTE_CAP], const uint8_t *p, uint32_t len) {
+  size_t o = 0;
+  out[o++] = '"';
+  uint32_t shown = len > QUOTE_MAX_BYTES ? QUOTE_MAX_BYTES : len;
+  for (uint32_t i = 0; i < shown; i++) {
+    uint8_t c = p[i];
+    if (c == '"' || c == '\\') { out[o++] = '\\'; out[o++] = (char)c; }
+    else if (c >= 0x20 && c < 0x7f) out[o++] = (char)c;
+    else { snprintf(out + o, 5, "\\x%02x", c); o += 4; }
+  }
+  out[o++] = '"';
+  if (shown < len) { memcpy(out + o, "...", 3); o += 3; }
+  out[o] = '\0';
+  return out;
+}
+
+static const char *quote_delivery(const syn_history_t *h, char out[QUOTE_CAP],
+                                  const syn_delivery_t *d) {
+  return quote(out, syn_history_value(h, d->off), d->len);
+}
+
+static const char *fmt_time(char out[32], int64_t ns) {
+  syn_time_format(ns, out, 32);
+  return out;
+}
+
+/* ---- message identity ---- */
+
+static bool same_value(const syn_history_t *h, uint32_t off_a, uint32_t len_a,
+                       uint32_t off_b, uint32_t len_b) {
+  return len_a == len_b &&
+         (len_a == 0 || memcmp(syn_history_value(h, off_a), syn_history_value(h, off_b), len_a) == 0);
+}
+
+static bool same_msg(const syn_history_t *h, const syn_delivery_t *a, const syn_delivery_t *b) {
+  return a->origin == b->origin && a->ts == b->ts && same_value(h, a->off, a->len, b->off, b->len);
+}
+
+/* 64-bit FNV-1a over the bytes, then a splitmix finaliser over the mix. */
+static uint64_t mix64(uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+static uint64_t hash_bytes(const uint8_t *p, uint32_t len, uint64_t seed) {
+  uint64_t x = 0xcbf29ce484222325ULL ^ mix64(seed);
+  for (uint32_t i = 0; i < len; i++) { x ^= p[i]; x *= 0x100000001b3ULL; }
+  return mix64(x ^ len);
+}
+
+static uint64_t hash_msg(const syn_history_t *h, const syn_delivery_t *d) {
+  return hash_bytes(syn_history_value(h, d->off), d->len,
+                    ((uint64_t)d->origin << 32) ^ mix64(d->ts));
+}
+
+/* (origin, value) without ts: what liveness and validity match on. */
+static uint64_t hash_origin_value(const syn_history_t *h, uint32_t origin, uint32_t off,
+                                  uint32_t len) {
+  return hash_bytes(syn_history_value(h, off), len, 0x5157a11d00000000ULL ^ origin);
+}
+
+/* ---- a small open-addressing table ----
+ * Maps a key to an index (into a log or the submissions list). The table
+ * stores only the index and a 32-bit hash tag; equality is asked of the
+ * caller through eq(ctx, stored_index), so one table serves every key shape.
+ * It is never iterated: lookups only, so hash order never reaches output. */
+typedef struct {
+  uint32_t idx1;   /* index + 1; 0 = empty */
+  uint32_t tag;    /* high bits of the hash */
+} slot_t;
+
+typedef struct {
+  slot_t *slots;
+  uint64_t mask;
+} table_t;
+
+static int table_new(table_t *t, uint32_t count) {
+  uint64_t cap = 16;
+  while (cap < (uint64_t)count * 2) cap *= 2;
+  t->slots = calloc(cap, sizeof *t->slots);
+  if (t->slots == NULL) return -SYN_ENOMEM;
+  t->mask = cap - 1;
+  return 0;
+}
+
+static void table_free(table_t *t) { free(t->slots); t->slots = NULL; }
+
+typedef bool (*table_eq_fn)(const void *ctx, uint32_t idx);
+
+/* The slot holding the key (hash, eq), or the empty slot where it would
+ * go. The table is sized at twice its entries, so an empty slot exists. */
+static slot_t *table_slot(table_t *t, uint64_t hash, table_eq_fn eq, const void *ctx) {
+  uint32_t tag = (uint32_t)(hash >> 32);
+  for (uint64_t i = hash & t->mask;; i = (i + 1) & t->mask) {
+    slot_t *s = &t->slots[i];
+    if (s->idx1 == 0 || (s->tag == tag && eq(ctx, s->idx1 - 1))) return s;
+  }
+}
+
+/* Finds the key; returns the stored index or UINT32_MAX. When absent and
+ * insert_idx != UINT32_MAX, stores insert_idx under the key. */
+static uint32_t table_find(table_t *t, uint64_t hash, table_eq_fn eq, const void *ctx,
+                           uint32_t insert_idx) {
+  slot_t *s = table_slot(t, hash, eq, ctx);
+  if (s->idx1 != 0) return s->idx1 - 1;
+  if (insert_idx != UINT32_MAX) { s->idx1 = insert_idx + 1; s->tag = (uint32_t)(hash >> 32); }
+  return UINT32_MAX;
+}
+
+/* Key: a whole message, stored indexes are positions in one log. */
+typedef struct {
+  const syn_history_t *h;
+  const syn_delivery_log_t *log;
+  const syn_delivery_t *key;
+} msg_key_t;
+
+static bool msg_eq(const void *ctx, uint32_t idx) {
+  const msg_key_t *k = ctx;
+  return same_msg(k->h, &k->log->items[idx], k->key);
+}
+
+/* A position map of one log: message -> its first position (0-based). */
+static int posmap_build(table_t *t, const syn_history_t *h, const syn_delivery_log_t *lg) {
+  int rc = table_new(t, lg->count);
+  if (rc) return rc;
+  for (uint32_t p = 0; p < lg->count; p++) {
+    msg_key_t k = { h, lg, &lg->items[p] };
+    (void)table_find(t, hash_msg(h, &lg->items[p]), msg_eq, &k, p);
+  }
+  return 0;
+}
+
+static uint32_t posmap_get(table_t *t, const syn_history_t *h, const syn_delivery_log_t *lg,
+                           const syn_delivery_t *d) {
+  msg_key_t k = { h, lg, d };
+  return table_find(t, hash_msg(h, d), msg_eq, &k, UINT32_MAX);
+}
+
+static void fail_nomem(syn_verdict_t *v) {
+  verdict_fail(v, -1, -1, -1, -1,
+               "%s could not be judged: out of memory building its index", v->checker);
+}
+
+/* ---- agreement ---- */
+
+void syn_check_agreement(const syn_history_t *h, syn_verdict_t *v) {
+  verdict_init(v, "agreement");
+  /* Pairwise prefixes <=> every log is a prefix of the longest one, and
+   * the earliest pairwise divergence is the earliest divergence from it
+   * (two nodes that both match the longest log at p match each other). */
+  int64_t ref = -1;
+  for (uint32_t i = 0; i < h->n; i++)
+    if (h->honest[i] && (ref < 0 || h->logs[i].count > h->logs[ref].count)) ref = i;
+  if (ref < 0) return;
+  const syn_delivery_log_t *rl = &h->logs[ref];
+  uint32_t first = UINT32_MAX;
+  for (uint32_t i = 0; i < h->n; i++) {
+    if (!h->honest[i] || i == (uint32_t)ref) continue;
+    const syn_delivery_log_t *lg = &h->logs[i];
+    uint32_t lim = lg->count < first ? lg->count : first;
+    for (uint32_t p = 0; p < lim; p++)
+      if (!same_msg(h, &lg->items[p], &rl->items[p])) { first = p; break; }
+  }
+  if (first == UINT32_MAX) return;
+  /* The lexicographically smallest pair of honest nodes that differ there. */
+  for (uint32_t a = 0; a < h->n; a++) {
+    if (!h->honest[a] || h->logs[a].count <= first) continue;
+    for (uint32_t b = a + 1; b < h->n; b++) {
+      if (!h->honest[b] || h->logs[b].count <= first) continue;
+      const syn_delivery_t *da = &h->logs[a].items[first], *db = &h->logs[b].items[first];
+      if (same_msg(h, da, db)) continue;
+      char qa[QUOTE_CAP], qb[QUOTE_CAP];
+      verdict_fail(v, (int32_t)a, (int32_t)b, (int64_t)first + 1, (int64_t)first + 1,
+                   "nodes %u and %u disagree at position %u: node %u delivered %s "
+                   "(origin %u, ts %llu), node %u delivered %s (origin %u, ts %llu)",
+                   a, b, first + 1, a, quote_delivery(h, qa, da), da->origin,
+                   (unsigned long long)da->ts, b, quote_delivery(h, qb, db), db->origin,
+                   (unsigned long long)db->ts);
+      return;
+    }
+  }
+  SYN_ASSERT(!"a divergence from the longest log has a differing pair");
+}
+
+/* ---- total order ---- */
+
+/* later[p] is true when log position p repeats an earlier message of the
+ * same log (a duplicate: integrity's business, skipped by total_order). */
+static uint8_t *repeats_new(const syn_history_t *h, const syn_delivery_log_t *lg) {
+  uint8_t *later = calloc(lg->count ? lg->count : 1, 1);
+  if (later == NULL) return NULL;
+  table_t t;
+  if (posmap_build(&t, h, lg)) { free(later); return NULL; }
+  for (uint32_t p = 0; p < lg->count; p++)
+    later[p] = posmap_get(&t, h, lg, &lg->items[p]) != p;
+  table_free(&t);
+  return later;
+}
+
+void syn_check_total_order(const syn_history_t *h, syn_verdict_t *v) {
+  verdict_init(v, "total_order");
+  /* For each honest a (in id order) index a's log once; walk every later
+   * honest b's log in order and look up where a put each message. Walking
+   * b, a's positions of shared messages must rise; the first one below the
+   * running maximum is an inverted pair. O(n * total log size). Repeats
+   * are skipped: each message stands at its first position. */
+  uint8_t *repeats[SYN_MAX_HISTORY_NODES] = { 0 };
+  table_t t = { 0 };
+  for (uint32_t i = 0; i < h->n; i++)
+    if (h->honest[i] && (repeats[i] = repeats_new(h, &h->logs[i])) == NULL) goto nomem;
+  for (uint32_t a = 0; a < h->n; a++) {
+    if (!h->honest[a]) continue;
+    const syn_delivery_log_t *la = &h->logs[a];
+    if (posmap_build(&t, h, la)) goto nomem;
+    for (uint32_t b = a + 1; b < h->n; b++) {
+      if (!h->honest[b]) continue;
+      const syn_delivery_log_t *lb = &h->logs[b];
+      uint32_t max_pa = 0, max_pb = 0;   /* a's and b's positions of y */
+      bool have = false;
+      for (uint32_t pb = 0; pb < lb->count; pb++) {
+        if (repeats[b][pb]) continue;
+        const syn_delivery_t *x = &lb->items[pb];
+        uint32_t pa = posmap_get(&t, h, la, x);
+        if (pa == UINT32_MAX) continue;          /* a never delivered it */
+        if (!have || pa > max_pa) { max_pa = pa; max_pb = pb; have = true; continue; }
+        /* x is before y on a, after y on b. */
+        const syn_delivery_t *y = &la->items[max_pa];
+        char qx[QUOTE_CAP], qy[QUOTE_CAP];
+        verdict_fail(v, (int32_t)a, (int32_t)b, (int64_t)pa + 1, (int64_t)pb + 1,
+                     "nodes %u and %u deliver two messages in opposite orders: node %u "
+                     "delivered %s (origin %u, ts %llu) at position %u before %s (origin %u, "
+                     "ts %llu) at position %u; node %u delivered them the other way round, "
+                     "at positions %u and %u",
+                     a, b, a, quote_delivery(h, qx, x), x->origin, (unsigned long long)x->ts,
+                     pa + 1, quote_delivery(h, qy, y), y->origin, (unsigned long long)y->ts,
+                     max_pa + 1, b, pb + 1, max_pb + 1);
+        goto done;
+      }
+    }
+    table_free(&t);
+  }
+  goto done;
+nomem:
+  fail_nomem(v);
+done:
+  table_free(&t);
+  for (uint32_t i = 0; i < h->n; i++) free(repeats[i]);
+}
+
+/* ---- validity ---- */
+
+/* Key: (node, value) among the submissions. */
+typedef struct {
+  const syn_history_t *h;
+  uint32_t node, off, len;
+} sub_key_t;
+
+static bool sub_eq(const void *ctx, uint32_t idx) {
+  const sub_key_t *k = ctx;
+  const syn_submission_t *s = &k->h->subs[idx];
+  return s->node == k->node && same_value(k->h, s->off, s->len, k->off, k->len);
+}
+
+void syn_check_validity(const syn_history_t *h, syn_verdict_t *v) {
+  verdict_init(v, "validity");
+  table_t t;
+  if (table_new(&t, h->nsubs)) { fail_nomem(v); return; }
+  for (uint32_t i = 0; i < h->nsubs; i++) {
+    const syn_submission_t *s = &h->subs[i];
+    sub_key_t k = { h, s->node, s->off, s->len };
+    (void)table_find(&t, hash_origin_value(h, s->node, s->off, s->len), sub_eq, &k, i);
+  }
+  for (uint32_t i = 0; i < h->n; i++) {
+    if (!h->honest[i]) continue;
+    const syn_delivery_log_t *lg = &h->logs[i];
+    for (uint32_t p = 0; p < lg->count; p++) {
+      const syn_delivery_t *d = &lg->items[p];
+      if (d->origin < h->n && !h->honest[d->origin]) continue;  /* may multicast anything */
+      sub_key_t k = { h, d->origin, d->off, d->len };
+      if (table_find(&t, hash_origin_value(h, d->origin, d->off, d->len), sub_eq, &k,
+                     UINT32_MAX) != UINT32_MAX)
+        continue;
+      char q[QUOTE_CAP];
+      int32_t ob = d->origin < h->n ? (int32_t)d->origin : -1;
+      if (d->origin < h->n)
+        verdict_fail(v, (int32_t)i, ob, (int64_t)p + 1, -1,
+                     "node %u delivered %s at position %u from honest node %u (ts %llu), "
+                     "but node %u never submitted that value",
+                     i, quote_delivery(h, q, d), p + 1, d->origin, (unsigned long long)d->ts,
+                     d->origin);
+      else
+        verdict_fail(v, (int32_t)i, ob, (int64_t)p + 1, -1,
+                     "node %u delivered %s at position %u from origin %u (ts %llu), "
+                     "which is not one of the %u nodes",
+                     i, quote_delivery(h, q, d), p + 1, d->origin, (unsigned long long)d->ts,
+                     h->n);
+      table_free(&t);
+      return;
+    }
+  }
+  table_free(&t);
+}
+
+/* ---- integrity ---- */
+
+void syn_check_integrity(const syn_history_t *h, syn_verdict_t *v) {
+  verdict_init(v, "integrity");
+  for (uint32_t i = 0; i < h->n; i++) {
+    if (!h->honest[i]) continue;
+    const syn_delivery_log_t *lg = &h->logs[i];
+    table_t t;
+    if (table_new(&t, lg->count)) { fail_nomem(v); return; }
+    for (uint32_t p = 0; p < lg->count; p++) {
+      const syn_delivery_t *d = &lg->items[p];
+      msg_key_t k = { h, lg, d };
+      uint32_t first = table_find(&t, hash_msg(h, d), msg_eq, &k, p);
+      if (first == UINT32_MAX) continue;
+      char q[QUOTE_CAP];
+      verdict_fail(v, (int32_t)i, (int32_t)i, (int64_t)first + 1, (int64_t)p + 1,
+                   "node %u delivered %s (origin %u, ts %llu) twice, at positions %u and %u",
+                   i, quote_delivery(h, q, d), d->origin, (unsigned long long)d->ts,
+                   first + 1, p + 1);
+      table_free(&t);
+      return;
+    }
+    table_free(&t);
+  }
+}
+
+/* ---- liveness ---- */
+
+/* Key: (origin, value) in one log; the stored position is the delivery
+ * with the earliest at_ns. */
+typedef struct {
+  const syn_history_t *h;
+  const syn_delivery_log_t *log;
+  uint32_t origin, off, len;
+} ov_key_t;
+
+static bool ov_eq(const void *ctx, uint32_t idx) {
+  const ov_key_t *k = ctx;
+  const syn_delivery_t *d = &k->log->items[idx];
+  return d->origin == k->origin && same_value(k->h, d->off, d->len, k->off, k->len);
+}
+
+static int64_t add_sat(int64_t a, int64_t b) {
+  return a > INT64_MAX - b ? INT64_MAX : a + b;
+}
+
+void syn_check_liveness(const syn_history_t *h, int64_t heal_at_ns, int64_t bound_ns,
+                        int64_t end_ns, syn_verdict_t *v) {
+  verdict_init(v, "liveness");
+  if (bound_ns < 0) {   /* a caller's mistake, not a property of the run: never judged ok */
+    verdict_fail(v, -1, -1, -1, -1, "liveness could not be judged: negative bound (%lld ns)",
+                 (long long)bound_ns);
+    return;
+  }
+  /* One node's index at a time; the reported failure is the first
+   * submission (in recorded order) that some honest node misses, and the
+   * lowest such node. */
+  uint32_t best_sub = UINT32_MAX, best_node = 0;
+  int64_t best_pos = -1;
+  for (uint32_t i = 0; i < h->n; i++) {
+    if (!h->honest[i]) continue;
+    const syn_delivery_log_t *lg = &h->logs[i];
+    table_t t;
+    if (table_new(&t, lg->count)) { fail_nomem(v); return; }
+    for (uint32_t p = 0; p < lg->count; p++) {
+      const syn_delivery_t *d = &lg->items[p];
+      ov_key_t k = { h, lg, d->origin, d->off, d->len };
+      uint64_t hv = hash_origin_value(h, d->origin, d->off, d->len);
+      slot_t *sl = table_slot(&t, hv, ov_eq, &k);
+      if (sl->idx1 == 0) {
+        sl->idx1 = p + 1;
+        sl->tag = (uint32_t)(hv >> 32);
+      } else if (d->at_ns < lg->items[sl->idx1 - 1].at_ns) {
+        sl->idx1 = p + 1;   /* keep the earliest delivery */
+      }
+    }
+    for (uint32_t si = 0; si < h->nsubs && si < best_sub; si++) {
+      const syn_submission_t *s = &h->subs[si];
+      if (!h->honest[s->node]) continue;
+      int64_t start = s->at_ns > heal_at_ns ? s->at_ns : heal_at_ns;
+      int64_t deadline = add_sat(start, bound_ns);
+      if (deadline > end_ns) continue;     /* the run was too short to tell */
+      ov_key_t k = { h, lg, s->node, s->off, s->len };
+      uint32_t q = table_find(&t, hash_origin_value(h, s->node, s->off, s->len), ov_eq, &k,
+                              UINT32_MAX);
+      if (q != UINT32_MAX && lg->items[q].at_ns <= deadline) continue;
+      best_sub = si; best_node = i;
+      best_pos = q == UINT32_MAX ? -1 : (int64_t)q + 1;
+      break;
+    }
+    table_free(&t);
+  }
+  if (best_sub == UINT32_MAX) return;
+  const syn_submission_t *s = &h->subs[best_sub];
+  int64_t start = s->at_ns > heal_at_ns ? s->at_ns : heal_at_ns;
+  int64_t deadline = add_sat(start, bound_ns);
+  char q[QUOTE_CAP], ts_sub[32], ts_dl[32], ts_heal[32], ts_bound[32], ts_x[32];
+  quote(q, syn_history_value(h, s->off), s->len);
+  if (best_pos < 0)
+    verdict_fail(v, (int32_t)best_node, (int32_t)s->node, -1, (int64_t)best_sub + 1,
+                 "node %u never delivered %s (submission %u, at node %u at %s); its deadline "
+                 "was %s (max(submitted, heal at %s) + bound %s) and the run ended at %s",
+                 best_node, q, best_sub + 1, s->node, fmt_time(ts_sub, s->at_ns),
+                 fmt_time(ts_dl, deadline), fmt_time(ts_heal, heal_at_ns),
+                 fmt_time(ts_bound, bound_ns), fmt_time(ts_x, end_ns));
+  else
+    verdict_fail(v, (int32_t)best_node, (int32_t)s->node, best_pos, (int64_t)best_sub + 1,
+                 "node %u delivered %s (submission %u, at node %u at %s) late, at %s "
+                 "(position %lld); its deadline was %s (max(submitted, heal at %s) + bound %s)",
+                 best_node, q, best_sub + 1, s->node, fmt_time(ts_sub, s->at_ns),
+                 fmt_time(ts_x, h->logs[best_node].items[best_pos - 1].at_ns),
+                 (long long)best_pos, fmt_time(ts_dl, deadline), fmt_time(ts_heal, heal_at_ns),
+                 fmt_time(ts_bound, bound_ns));
+}
+
+/* ---- TOM's timestamp order ---- */
+
+void syn_check_ts_order(const syn_history_t *h, syn_verdict_t *v) {
+  verdict_init(v, "ts_order");
+  for (uint32_t i = 0; i < h->n; i++) {
+    if (!h->honest[i]) continue;
+    const syn_delivery_log_t *lg = &h->logs[i];
+    for (uint32_t p = 1; p < lg->count; p++) {
+      const syn_delivery_t *a = &lg->items[p - 1], *b = &lg->items[p];
+      if (b->ts > a->ts || (b->ts == a->ts && b->origin > a->origin)) continue;
+      char qa[QUOTE_CAP], qb[QUOTE_CAP];
+      verdict_fail(v, (int32_t)i, (int32_t)i, (int64_t)p, (int64_t)p + 1,
+                   "node %u delivered out of (ts, origin) order: %s (ts %llu, origin %u) at "
+                   "position %u, then %s (ts %llu, origin %u) at position %u",
+                   i, quote_delivery(h, qa, a), (unsigned long long)a->ts, a->origin, p,
+                   quote_delivery(h, qb, b), (unsigned long long)b->ts, b->origin, p + 1);
+      return;
+    }
+  }
+}

@@ -1,0 +1,24 @@
+/* check_lua.h — what the rest of the Lua face may use of check/'s: the one
+ * way a verdict becomes a Lua table, and the checked handle of a
+ * "synod.History" userdata. Implemented in lua/lua_check.c (which also adds
+ * synod.history{…} through synL_open_history, declared in lua/synl.h). */
+#ifndef SYN_CHECK_LUA_H
+#define SYN_CHECK_LUA_H
+
+#include <lua.h>
+#include <lauxlib.h>
+
+#include "check.h"
+
+/* Pushes a copy of v as {ok=, checker=, explain=, node_a=, node_b=, pos_a=,
+ * pos_b=}; fields that are -1 in v (not applicable) are left nil. Nodes are
+ * 0-based ids, positions 1-based log indexes. The table's metatable gives
+ * it a __tostring. [-0, +1] */
+void synL_push_verdict(lua_State *L, const syn_verdict_t *v);
+
+/* The history behind argument arg (a "synod.History"); raises an argument
+ * error when arg is something else, or an error when it has been closed.
+ * [-0, +0] */
+syn_history_t *synL_checkhistory(lua_State *L, int arg);
+
+#endif

@@ -1,0 +1,1171 @@
+/* lua_sim.c — the Lua face of the simulator: synod.sim{…}, sim:cluster{…},
+ * nodes, synod.dist.*, synod.msg, and the bridge that runs behaviour hooks.
+ * Thin by rule: marshal, call sim/ or node/, push copies back. Every call
+ * into Lua from C (callbacks, hooks, stop functions) goes through synL_pcall;
+ * a Lua error never unwinds through the simulator. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "synl.h"
+#include "../sim/sim.h"
+#include "../check/check_lua.h"
+
+#define SIM_MT   "synod.Sim"
+#define NODE_MT  "synod.Node"
+#define DIST_MT  "synod.Dist"
+#define MSG_MT   "synod.Msg"
+#define NODES_MT "synod.Nodes"
+#define VERDICT_MT "synod.Verdict"
+
+#define SYN_MAX_HOOK_INSTRUCTIONS 1000000   /* VM instructions per hook call */
+#define SYN_MAX_ERROR_BYTES       4096
+#define SYN_MAX_LOGGED_HOOK_ERRORS 3      /* per behaviour; the rest are counted */
+
+typedef struct lsim lsim_t;
+
+typedef struct {
+  lsim_t *ls;
+  uint32_t id;
+  int ref;                 /* registry: the behaviour's hook table */
+  syn_buf_t scratch;       /* on_receive's rewritten message lives here */
+  uint32_t errors;         /* hook errors seen, for logging only */
+} lbehav_t;
+
+struct lsim {
+  syn_sim_t *sim;          /* NULL until cluster{} */
+  syn_sim_config_t cfg;
+  lua_State *L;            /* the thread currently driving this sim */
+  int cbs_ref;             /* registry: { [id] = function } */
+  int nodes_ref;           /* registry: the nodes table */
+  uint64_t next_cb;
+  lbehav_t *behav;         /* one per node */
+  char *error;             /* a callback's error, raised by sim:run */
+  FILE *record;
+  int64_t healed_at_ns;
+  int hook_budget;
+  bool running;
+};
+
+typedef struct { lsim_t *ls; uint32_t id; } lnode_t;
+
+/* ---- helpers ---- */
+
+static lsim_t *check_sim(lua_State *L, int arg) {
+  lsim_t *ls = luaL_checkudata(L, arg, SIM_MT);
+  return ls;
+}
+
+static lsim_t *check_live_sim(lua_State *L, int arg) {
+  lsim_t *ls = check_sim(L, arg);
+  if (ls->sim == NULL) luaL_error(L, "simulation has no cluster yet (call sim:cluster{...} first)");
+  ls->L = L;
+  return ls;
+}
+
+static lnode_t *check_node(lua_State *L, int arg) {
+  lnode_t *ln = luaL_checkudata(L, arg, NODE_MT);
+  if (ln->ls == NULL || ln->ls->sim == NULL) luaL_error(L, "stale node handle: its simulation was closed");
+  ln->ls->L = L;
+  return ln;
+}
+
+static syn_node_t *node_of(lnode_t *ln) { return syn_sim_node(ln->ls->sim, ln->id); }
+
+/* A node id from a Node handle or a 0-based integer. */
+static uint32_t check_node_id(lua_State *L, int arg, lsim_t *ls) {
+  if (lua_isuserdata(L, arg)) {
+    lnode_t *ln = luaL_checkudata(L, arg, NODE_MT);
+    return ln->id;
+  }
+  lua_Integer id = luaL_checkinteger(L, arg);
+  if (id < 0 || (uint64_t)id >= syn_sim_n(ls->sim))
+    luaL_argerror(L, arg, lua_pushfstring(L, "node id %d out of range 0..%d", (int)id, (int)syn_sim_n(ls->sim) - 1));
+  return (uint32_t)id;
+}
+
+static void push_node(lua_State *L, lsim_t *ls, uint32_t id) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, ls->nodes_ref);
+  lua_rawgeti(L, -1, (lua_Integer)id + 1);
+  lua_remove(L, -2);
+}
+
+static double field_number(lua_State *L, int t, const char *key, double def, double lo, double hi, const char *fname) {
+  lua_getfield(L, t, key);
+  double v = def;
+  if (!lua_isnil(L, -1)) {
+    if (!lua_isnumber(L, -1)) luaL_error(L, "bad field '%s' to '%s' (number expected, got %s)", key, fname, luaL_typename(L, -1));
+    v = lua_tonumber(L, -1);
+    if (!(v >= lo && v <= hi)) luaL_error(L, "bad field '%s' to '%s' (must be between %f and %f)", key, fname, lo, hi);
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
+static bool field_bool(lua_State *L, int t, const char *key, bool def) {
+  lua_getfield(L, t, key);
+  bool v = lua_isnil(L, -1) ? def : lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  return v;
+}
+
+/* ---- distributions ---- */
+
+static syn_dist_t *new_dist(lua_State *L, syn_dist_kind_t kind, double a, double b) {
+  syn_dist_t *d = lua_newuserdatauv(L, sizeof *d, 0);
+  d->kind = kind; d->a = a; d->b = b;
+  luaL_setmetatable(L, DIST_MT);
+  return d;
+}
+
+static int l_dist_constant(lua_State *L) {
+  new_dist(L, SYN_DIST_CONSTANT, (double)synL_checktime(L, 1), 0);
+  return 1;
+}
+
+static int l_dist_uniform(lua_State *L) {
+  int64_t lo = synL_checktime(L, 1), hi = synL_checktime(L, 2);
+  if (hi < lo) luaL_argerror(L, 2, "upper bound below lower bound");
+  new_dist(L, SYN_DIST_UNIFORM, (double)lo, (double)hi);
+  return 1;
+}
+
+static int l_dist_normal(lua_State *L) {
+  new_dist(L, SYN_DIST_NORMAL, (double)synL_checktime(L, 1), (double)synL_checktime(L, 2));
+  return 1;
+}
+
+static int l_dist_exponential(lua_State *L) {
+  int64_t mean = synL_checktime(L, 1);
+  if (mean <= 0) luaL_argerror(L, 1, "mean must be positive");
+  new_dist(L, SYN_DIST_EXPONENTIAL, (double)mean, 0);
+  return 1;
+}
+
+static int l_dist_pareto(lua_State *L) {
+  int64_t scale = synL_checktime(L, 1);
+  double shape = luaL_checknumber(L, 2);
+  if (scale <= 0) luaL_argerror(L, 1, "scale must be positive");
+  if (!(shape > 0)) luaL_argerror(L, 2, "shape must be positive");
+  new_dist(L, SYN_DIST_PARETO, (double)scale, shape);
+  return 1;
+}
+
+static int l_dist_tostring(lua_State *L) {
+  syn_dist_t *d = luaL_checkudata(L, 1, DIST_MT);
+  static const char *const names[] = { "?", "constant", "uniform", "normal", "exponential", "pareto" };
+  lua_pushfstring(L, "synod.dist.%s(%f, %f)", names[d->kind], d->a, d->b);
+  return 1;
+}
+
+/* A latency field: a Dist, or a time meaning constant. */
+static void field_dist(lua_State *L, int t, const char *key, syn_dist_t *out, const char *fname) {
+  lua_getfield(L, t, key);
+  if (!lua_isnil(L, -1)) {
+    syn_dist_t *d = luaL_testudata(L, -1, DIST_MT);
+    if (d) *out = *d;
+    else {
+      int64_t ns;
+      if (lua_isinteger(L, -1)) ns = lua_tointeger(L, -1);
+      else if (lua_type(L, -1) == LUA_TSTRING && syn_time_parse(lua_tostring(L, -1), &ns) == 0) {}
+      else luaL_error(L, "bad field '%s' to '%s' (synod.dist or time expected, got %s)", key, fname, luaL_typename(L, -1));
+      out->kind = SYN_DIST_CONSTANT; out->a = (double)ns; out->b = 0;
+    }
+  }
+  lua_pop(L, 1);
+}
+
+static void read_link(lua_State *L, int t, syn_link_t *link, const char *fname) {
+  field_dist(L, t, "latency", &link->latency, fname);
+  link->loss = field_number(L, t, "loss", link->loss, 0, 1, fname);
+  link->duplicate = field_number(L, t, "duplicate", link->duplicate, 0, 1, fname);
+  link->fifo = !field_bool(L, t, "reorder", !link->fifo);
+}
+
+/* ---- messages ---- */
+
+static void push_msg(lua_State *L, const syn_msg_t *m) {
+  const syn_msg_def_t *def = m->def;
+  lua_createtable(L, 0, def->nfields + 2);
+  lua_pushstring(L, def->type ? def->name : "?");
+  lua_setfield(L, -2, "type");
+  lua_pushstring(L, def->proto);
+  lua_setfield(L, -2, "proto");
+  for (uint8_t i = 0; i < def->nfields; i++) {
+    if (def->fields[i].kind == SYN_FIELD_U64) lua_pushinteger(L, (lua_Integer)m->u[i]);
+    else lua_pushlstring(L, (const char *)m->b[i].ptr, m->b[i].len);
+    lua_setfield(L, -2, def->fields[i].name);
+  }
+  luaL_setmetatable(L, MSG_MT);
+}
+
+static bool reserved_key(const char *k) {
+  return !strcmp(k, "type") || !strcmp(k, "proto") || !strcmp(k, "to") || !strcmp(k, "delay");
+}
+
+/* Reads a message table at idx into out; BYTES fields view the table's
+ * strings (valid while the table is reachable). Raises on a bad message. */
+static void check_msg(lua_State *L, int idx, const char *default_proto, syn_msg_t *out) {
+  idx = lua_absindex(L, idx);
+  luaL_checktype(L, idx, LUA_TTABLE);
+  lua_getfield(L, idx, "proto");
+  const char *proto = lua_isnil(L, -1) ? default_proto : lua_tostring(L, -1);
+  lua_getfield(L, idx, "type");
+  const char *type = lua_tostring(L, -1);
+  if (proto == NULL || type == NULL) luaL_error(L, "message needs a string 'type' (and 'proto')");
+  const syn_msg_def_t *def = syn_wire_def_by_name(proto, type);
+  if (def == NULL) luaL_error(L, "unknown message type '%s.%s'", proto, type);
+  lua_pop(L, 2);
+  memset(out, 0, sizeof *out);
+  out->def = def;
+  for (uint8_t i = 0; i < def->nfields; i++) {
+    const syn_field_def_t *f = &def->fields[i];
+    lua_getfield(L, idx, f->name);
+    if (f->kind == SYN_FIELD_U64) {
+      int ok;
+      lua_Integer v = lua_tointegerx(L, -1, &ok);
+      if (!ok) luaL_error(L, "field '%s' of %s.%s must be an integer (got %s)", f->name, proto, type, luaL_typename(L, -1));
+      out->u[i] = (uint64_t)v;
+    } else {
+      if (lua_type(L, -1) != LUA_TSTRING)
+        luaL_error(L, "field '%s' of %s.%s must be a string (got %s)", f->name, proto, type, luaL_typename(L, -1));
+      size_t len;
+      const char *s = lua_tolstring(L, -1, &len);
+      if (len > f->max_bytes) luaL_error(L, "field '%s' of %s.%s is %d bytes, over its limit of %d", f->name, proto, type, (int)len, (int)f->max_bytes);
+      out->b[i].ptr = (const uint8_t *)s;
+      out->b[i].len = (uint32_t)len;
+    }
+    lua_pop(L, 1);
+  }
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    lua_pop(L, 1);
+    if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "message %s.%s has a non-string key", proto, type);
+    const char *k = lua_tostring(L, -1);
+    if (!reserved_key(k) && syn_wire_field(def, k) < 0) luaL_error(L, "unknown field '%s' for %s.%s", k, proto, type);
+  }
+}
+
+static int l_msg_copy(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_newtable(L);
+  lua_pushnil(L);
+  while (lua_next(L, 1)) { lua_pushvalue(L, -2); lua_insert(L, -2); lua_rawset(L, -4); }
+  luaL_setmetatable(L, MSG_MT);
+  return 1;
+}
+
+/* synod.msg{ proto=, type=, … } — a checked message table. */
+static int l_msg(lua_State *L) {
+  syn_msg_t m;
+  check_msg(L, 1, NULL, &m);
+  lua_settop(L, 1);
+  luaL_setmetatable(L, MSG_MT);
+  return 1;
+}
+
+/* ---- behaviour bridge ---- */
+
+static int64_t msg_delay(lua_State *L, int t) { return synL_fieldtime(L, t, "delay", 0, "on_send"); }
+
+/* Sends one result message (table at idx) from node. */
+static void emit_table(lua_State *L, int idx, syn_node_t *node, uint32_t default_to) {
+  idx = lua_absindex(L, idx);
+  lua_getfield(L, idx, "to");
+  lua_Integer to = luaL_optinteger(L, -1, default_to);
+  lua_pop(L, 1);
+  if (to < 0 || (uint64_t)to >= node->n) luaL_error(L, "message destination %d out of range", (int)to);
+  int64_t delay = msg_delay(L, idx);
+  syn_msg_t m;
+  check_msg(L, idx, node->proto->name, &m);
+  int rc = syn_node_emit(node, (uint32_t)to, &m, delay);
+  if (rc) luaL_error(L, "cannot send %s.%s: %s", m.def->proto, m.def->name, syn_strerror(rc));
+}
+
+/* Protected body of on_send: (hook, node, msg, to, nodeptr) → emits results. */
+static int run_on_send(lua_State *L) {
+  syn_node_t *node = lua_touserdata(L, 5);
+  uint32_t to = (uint32_t)lua_tointeger(L, 4);
+  lua_settop(L, 4);
+  lua_call(L, 3, 1);
+  if (!lua_toboolean(L, -1)) { node->c.hook_drops++; return 0; }
+  luaL_checktype(L, -1, LUA_TTABLE);
+  lua_getfield(L, -1, "type");
+  bool single = !lua_isnil(L, -1);
+  lua_pop(L, 1);
+  if (single) { emit_table(L, -1, node, to); return 0; }
+  lua_Integer count = luaL_len(L, -1);
+  if (count == 0) node->c.hook_drops++;
+  for (lua_Integer i = 1; i <= count; i++) {
+    lua_rawgeti(L, -1, i);
+    emit_table(L, -1, node, to);
+    lua_pop(L, 1);
+  }
+  return 0;
+}
+
+/* Looks up hook `name` of node's behaviour; pushes it or returns false. */
+static bool get_hook(lua_State *L, lbehav_t *b, const char *name) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, b->ref);
+  lua_getfield(L, -1, name);
+  lua_remove(L, -2);
+  if (lua_isfunction(L, -1)) return true;
+  lua_pop(L, 1);
+  return false;
+}
+
+/* Logs a behaviour's first few hook errors (all are counted in hook_errors). */
+static void hook_failed(lua_State *L, lbehav_t *b) {
+  if (++b->errors <= SYN_MAX_LOGGED_HOOK_ERRORS)
+    SYN_LOG_WARN("node %u: %s%s", b->id, lua_tostring(L, -1),
+                 b->errors == SYN_MAX_LOGGED_HOOK_ERRORS ? "\n(further hook errors of this node are only counted)" : "");
+}
+
+static int hook_on_send(void *ctx, syn_node_t *node, const syn_msg_t *m, uint32_t to) {
+  lbehav_t *b = ctx;
+  lua_State *L = b->ls->L;
+  int top = lua_gettop(L);
+  int rc = 0;
+  lua_pushcfunction(L, run_on_send);
+  if (!get_hook(L, b, "on_send")) {
+    lua_settop(L, top);
+    return syn_node_emit(node, to, m, 0) == 0 ? 0 : -1;
+  }
+  push_node(L, b->ls, b->id);
+  push_msg(L, m);
+  lua_pushinteger(L, to);
+  lua_pushlightuserdata(L, node);
+  if (synL_pcall(L, 5, 0, "behaviour hook 'on_send'", b->ls->hook_budget) != LUA_OK) { hook_failed(L, b); rc = -1; }
+  lua_settop(L, top);
+  return rc;
+}
+
+/* Protected body of on_receive: (hook, node, msg, from, behav) → encodes the
+ * kept message into the behaviour's scratch. Returns 1 result: kept? */
+static int run_on_receive(lua_State *L) {
+  lbehav_t *b = lua_touserdata(L, 5);
+  lua_settop(L, 4);
+  lua_call(L, 3, 1);
+  if (!lua_toboolean(L, -1)) { lua_pushboolean(L, 0); return 1; }
+  syn_msg_t m;
+  check_msg(L, -1, syn_sim_node(b->ls->sim, b->id)->proto->name, &m);
+  size_t len;
+  int rc = syn_wire_payload_size(&m, &len);
+  if (rc == 0) { syn_buf_reset(&b->scratch); rc = syn_buf_reserve(&b->scratch, len); }
+  if (rc == 0) rc = syn_wire_encode_payload(&m, b->scratch.data, b->scratch.cap, &len);
+  if (rc) luaL_error(L, "cannot encode the rewritten message: %s", syn_strerror(rc));
+  b->scratch.len = len;
+  lua_pushlightuserdata(L, (void *)m.def);
+  return 1;
+}
+
+static int hook_on_receive(void *ctx, syn_node_t *node, const syn_msg_t *m, uint32_t from, syn_msg_t *out) {
+  (void)node;
+  lbehav_t *b = ctx;
+  lua_State *L = b->ls->L;
+  int top = lua_gettop(L);
+  int keep = 1;
+  lua_pushcfunction(L, run_on_receive);
+  if (!get_hook(L, b, "on_receive")) { lua_settop(L, top); *out = *m; return 1; }
+  push_node(L, b->ls, b->id);
+  push_msg(L, m);
+  lua_pushinteger(L, from);
+  lua_pushlightuserdata(L, b);
+  if (synL_pcall(L, 5, 1, "behaviour hook 'on_receive'", b->ls->hook_budget) != LUA_OK) {
+    hook_failed(L, b);
+    keep = -1;
+  } else if (lua_islightuserdata(L, -1)) {
+    const syn_msg_def_t *def = lua_touserdata(L, -1);
+    keep = syn_wire_decode_payload(def, b->scratch.data, b->scratch.len, out) == 0 ? 1 : -1;
+  } else {
+    keep = 0;
+  }
+  lua_settop(L, top);
+  return keep;
+}
+
+static bool hook_on_timer(void *ctx, syn_node_t *node, uint32_t timer) {
+  (void)node;
+  lbehav_t *b = ctx;
+  lua_State *L = b->ls->L;
+  int top = lua_gettop(L);
+  bool fire = true;
+  if (!get_hook(L, b, "on_timer")) return true;
+  push_node(L, b->ls, b->id);
+  lua_pushinteger(L, timer);
+  if (synL_pcall(L, 2, 1, "behaviour hook 'on_timer'", b->ls->hook_budget) != LUA_OK) hook_failed(L, b);
+  else fire = !(lua_isboolean(L, -1) && !lua_toboolean(L, -1));
+  lua_settop(L, top);
+  return fire;
+}
+
+static void hook_release(void *ctx) {
+  lbehav_t *b = ctx;
+  if (b->ls->L && b->ref != LUA_NOREF) luaL_unref(b->ls->L, LUA_REGISTRYINDEX, b->ref);
+  b->ref = LUA_NOREF;
+}
+
+/* ---- sim callbacks from C ---- */
+
+static void on_callback(void *ctx, syn_sim_t *sim, uint64_t id) {
+  lsim_t *ls = ctx;
+  lua_State *L = ls->L;
+  int top = lua_gettop(L);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, ls->cbs_ref);
+  lua_rawgeti(L, -1, (lua_Integer)id);
+  lua_pushnil(L);
+  lua_rawseti(L, -3, (lua_Integer)id);
+  lua_remove(L, -2);
+  if (synL_pcall(L, 0, 0, "scheduled function", 0) != LUA_OK) {
+    if (ls->error == NULL) ls->error = strdup(lua_tostring(L, -1));
+    syn_sim_halt(sim);
+  }
+  lua_settop(L, top);
+}
+
+/* ---- synod.sim{…} ---- */
+
+static int l_sim_new(lua_State *L) {
+  if (lua_isnoneornil(L, 1)) lua_newtable(L);
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lsim_t *ls = lua_newuserdatauv(L, sizeof *ls, 1);
+  memset(ls, 0, sizeof *ls);
+  ls->cbs_ref = ls->nodes_ref = LUA_NOREF;
+  luaL_setmetatable(L, SIM_MT);
+  ls->L = L;
+  lua_getfield(L, 1, "seed");
+  if (!lua_isnil(L, -1) && !lua_isinteger(L, -1)) luaL_error(L, "bad field 'seed' to 'sim' (integer expected, got %s)", luaL_typename(L, -1));
+  ls->cfg.seed = (uint64_t)luaL_optinteger(L, -1, 1);
+  lua_pop(L, 1);
+  ls->cfg.link.latency = (syn_dist_t){ SYN_DIST_CONSTANT, (double)SYN_NS_PER_MS, 0 };
+  ls->cfg.link.fifo = true;
+  read_link(L, 1, &ls->cfg.link, "sim");
+  lua_getfield(L, 1, "crypto");
+  const char *crypto = luaL_optstring(L, -1, "ed25519");
+  if (strcmp(crypto, "ed25519") == 0) ls->cfg.crypto = true;
+  else if (strcmp(crypto, "none") == 0) ls->cfg.crypto = false;
+  else luaL_error(L, "bad field 'crypto' to 'sim' (\"ed25519\" or \"none\" expected, got \"%s\")", crypto);
+  lua_pop(L, 1);
+  ls->hook_budget = (int)field_number(L, 1, "hook_budget", SYN_MAX_HOOK_INSTRUCTIONS, 1000, 1e9, "sim");
+  lua_getfield(L, 1, "trace");
+  if (!lua_isnil(L, -1)) {
+    const char *path = luaL_checkstring(L, -1);
+    ls->record = fopen(path, "w");
+    if (ls->record == NULL) luaL_error(L, "cannot open trace file '%s' for writing", path);
+  }
+  lua_pop(L, 1);
+  lua_newtable(L);
+  ls->cbs_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, LUA_REGISTRYINDEX, "synod.current_sim");
+  return 1;
+}
+
+static void sim_close(lua_State *L, lsim_t *ls) {
+  if (ls->sim) {
+    for (uint32_t i = 0; i < syn_sim_n(ls->sim); i++) syn_node_behave(syn_sim_node(ls->sim, i), NULL);
+    syn_sim_free(ls->sim);
+    ls->sim = NULL;
+  }
+  if (ls->behav) {
+    for (uint32_t i = 0; i < ls->cfg.n; i++) syn_buf_free(&ls->behav[i].scratch);
+    free(ls->behav);
+    ls->behav = NULL;
+  }
+  if (ls->record) { fclose(ls->record); ls->record = NULL; }
+  free(ls->error);
+  ls->error = NULL;
+  if (ls->cbs_ref != LUA_NOREF) { luaL_unref(L, LUA_REGISTRYINDEX, ls->cbs_ref); ls->cbs_ref = LUA_NOREF; }
+  if (ls->nodes_ref != LUA_NOREF) { luaL_unref(L, LUA_REGISTRYINDEX, ls->nodes_ref); ls->nodes_ref = LUA_NOREF; }
+}
+
+static int l_sim_gc(lua_State *L) {
+  lsim_t *ls = luaL_checkudata(L, 1, SIM_MT);
+  ls->L = L;
+  sim_close(L, ls);
+  return 0;
+}
+
+/* sim:cluster{ protocol = "tom", n = 5, <protocol params> } → nodes */
+static int l_sim_cluster(lua_State *L) {
+  lsim_t *ls = check_sim(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  if (ls->sim) luaL_error(L, "this simulation already has a cluster");
+  lua_getfield(L, 2, "protocol");
+  const char *pname = luaL_optstring(L, -1, "tom");
+  const syn_proto_t *proto = syn_proto_find(pname);
+  if (proto == NULL) luaL_error(L, "bad field 'protocol' to 'cluster' (unknown protocol '%s')", pname);
+  lua_pop(L, 1);
+  lua_getfield(L, 2, "n");
+  lua_Integer n = luaL_optinteger(L, -1, 4);
+  lua_pop(L, 1);
+  if (n < 1 || n > SYN_MAX_NODES) luaL_error(L, "bad field 'n' to 'cluster' (must be 1..%d, got %d)", SYN_MAX_NODES, (int)n);
+  ls->cfg.n = (uint32_t)n;
+  ls->cfg.proto = proto;
+  syn_proto_defaults(proto, &ls->cfg.cfg);
+  /* Every other key must be one of the protocol's parameters. */
+  lua_pushnil(L);
+  while (lua_next(L, 2)) {
+    const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+    if (k == NULL) luaL_error(L, "bad argument #1 to 'cluster' (keys must be strings)");
+    if (strcmp(k, "protocol") && strcmp(k, "n")) {
+      int p = syn_proto_param(proto, k);
+      if (p < 0) luaL_error(L, "bad field '%s' to 'cluster' (not a parameter of protocol '%s')", k, pname);
+      int64_t v;
+      if (lua_isboolean(L, -1)) v = lua_toboolean(L, -1);
+      else if (lua_isinteger(L, -1)) v = lua_tointeger(L, -1);
+      else if (lua_type(L, -1) == LUA_TSTRING && syn_time_parse(lua_tostring(L, -1), &v) == 0) v /= SYN_NS_PER_MS;
+      else luaL_error(L, "bad field '%s' to 'cluster' (integer, boolean or time expected, got %s)", k, luaL_typename(L, -1));
+      const syn_param_def_t *pd = &proto->params[p];
+      if (v < pd->min || v > pd->max) luaL_error(L, "bad field '%s' to 'cluster' (must be %d..%d)", k, (int)pd->min, (int)pd->max);
+      ls->cfg.cfg.params[p] = v;
+    }
+    lua_pop(L, 1);
+  }
+  ls->cfg.cb_ctx = ls;
+  ls->cfg.on_callback = on_callback;
+  ls->behav = calloc(ls->cfg.n, sizeof *ls->behav);
+  if (ls->behav == NULL) luaL_error(L, "out of memory");
+  for (uint32_t i = 0; i < ls->cfg.n; i++) {
+    ls->behav[i] = (lbehav_t){ .ls = ls, .id = i, .ref = LUA_NOREF };
+    syn_buf_init(&ls->behav[i].scratch, SYN_MAX_PAYLOAD_BYTES);
+  }
+  ls->L = L;
+  int rc = syn_sim_new(&ls->sim, &ls->cfg);
+  if (rc) luaL_error(L, "cannot create the simulation: %s", syn_strerror(rc));
+  if (ls->record) syn_sim_record(ls->sim, ls->record);
+  lua_createtable(L, (int)n, 1);
+  for (uint32_t i = 0; i < n; i++) {
+    lnode_t *ln = lua_newuserdatauv(L, sizeof *ln, 1);
+    ln->ls = ls; ln->id = i;
+    lua_pushvalue(L, 1);
+    lua_setiuservalue(L, -2, 1);   /* a node keeps its simulation alive */
+    luaL_setmetatable(L, NODE_MT);
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  lua_pushinteger(L, n);
+  lua_setfield(L, -2, "n");
+  luaL_setmetatable(L, NODES_MT);
+  lua_pushvalue(L, -1);
+  ls->nodes_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_pushvalue(L, -1);
+  lua_setiuservalue(L, 1, 1);
+  return 1;
+}
+
+static int l_sim_nodes(lua_State *L) {
+  lsim_t *ls = check_live_sim(L, 1);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, ls->nodes_ref);
+  return 1;
+}
+
+static int l_sim_now(lua_State *L) {
+  lsim_t *ls = check_sim(L, 1);
+  lua_pushinteger(L, ls->sim ? syn_sim_now(ls->sim) : 0);
+  return 1;
+}
+
+/* sim:at(time, fn) — absolute virtual time; sim:after(delay, fn) — relative. */
+static int schedule(lua_State *L, bool relative) {
+  lsim_t *ls = check_live_sim(L, 1);
+  int64_t t = synL_checktime(L, 2);
+  luaL_checktype(L, 3, LUA_TFUNCTION);
+  if (relative) t += syn_sim_now(ls->sim);
+  if (t < syn_sim_now(ls->sim)) luaL_argerror(L, 2, "time is in the past");
+  uint64_t id = ++ls->next_cb;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, ls->cbs_ref);
+  lua_pushvalue(L, 3);
+  lua_rawseti(L, -2, (lua_Integer)id);
+  lua_pop(L, 1);
+  int rc = syn_sim_at(ls->sim, t, id);
+  if (rc) luaL_error(L, "cannot schedule: %s", syn_strerror(rc));
+  return 0;
+}
+static int l_sim_at(lua_State *L) { return schedule(L, false); }
+static int l_sim_after(lua_State *L) { return schedule(L, true); }
+
+static int l_sim_submit(lua_State *L) {
+  lsim_t *ls = check_live_sim(L, 1);
+  size_t len;
+  const char *op = luaL_checklstring(L, 2, &len);
+  uint32_t node;
+  if (lua_isnoneornil(L, 3)) {
+    /* A random node that is up, chosen with the simulator's PRNG. */
+    uint32_t n = syn_sim_n(ls->sim), up = 0, pick;
+    for (uint32_t i = 0; i < n; i++) up += syn_sim_node(ls->sim, i)->up;
+    if (up == 0) luaL_error(L, "cannot submit: every node is down");
+    pick = (uint32_t)syn_prng_below(syn_sim_prng(ls->sim), up);
+    for (node = 0; node < n; node++) if (syn_sim_node(ls->sim, node)->up && pick-- == 0) break;
+  } else {
+    node = check_node_id(L, 3, ls);
+  }
+  int rc = syn_sim_submit(ls->sim, node, (const uint8_t *)op, len);
+  if (rc) luaL_error(L, "cannot submit: %s", syn_strerror(rc));
+  lua_pushinteger(L, node);
+  return 1;
+}
+
+/* sim:run{ stop = fn, timeout = "60s", check_every = "1ms", max_events = N }
+ * → "stop" | "idle" | "timeout" */
+static int l_sim_run(lua_State *L) {
+  lsim_t *ls = check_live_sim(L, 1);
+  if (lua_isnoneornil(L, 2)) { lua_settop(L, 1); lua_newtable(L); }
+  luaL_checktype(L, 2, LUA_TTABLE);
+  if (ls->running) luaL_error(L, "sim:run called from inside a running simulation");
+  int64_t timeout = synL_fieldtime(L, 2, "timeout", 60 * SYN_NS_PER_S, "run");
+  int64_t every = synL_fieldtime(L, 2, "check_every", SYN_NS_PER_MS, "run");
+  if (every <= 0) luaL_error(L, "bad field 'check_every' to 'run' (must be positive)");
+  lua_getfield(L, 2, "max_events");
+  uint64_t max_events = (uint64_t)luaL_optinteger(L, -1, INT64_MAX);
+  lua_pop(L, 1);
+  lua_getfield(L, 2, "stop");
+  int stop = lua_isnil(L, -1) ? 0 : lua_gettop(L);
+  if (stop && !lua_isfunction(L, stop)) luaL_error(L, "bad field 'stop' to 'run' (function expected, got %s)", luaL_typename(L, stop));
+  int64_t deadline = syn_sim_now(ls->sim) + timeout;
+  uint64_t events = 0;
+  const char *reason = NULL;
+  ls->running = true;
+  while (reason == NULL) {
+    if (stop) {
+      lua_pushvalue(L, stop);
+      if (synL_pcall(L, 0, 1, "stop function", 0) != LUA_OK) { ls->running = false; lua_error(L); }
+      bool done = lua_toboolean(L, -1);
+      lua_pop(L, 1);
+      if (done) { reason = "stop"; break; }
+    }
+    if (syn_sim_idle(ls->sim)) { reason = "idle"; break; }
+    if (syn_sim_now(ls->sim) >= deadline || events >= max_events) { reason = "timeout"; break; }
+    int64_t until = syn_sim_now(ls->sim) + every;
+    if (until > deadline) until = deadline;
+    events += syn_sim_run(ls->sim, until, max_events - events);
+    if (ls->error) {
+      ls->running = false;
+      lua_pushstring(L, ls->error);
+      free(ls->error);
+      ls->error = NULL;
+      return lua_error(L);
+    }
+  }
+  ls->running = false;
+  lua_pushstring(L, reason);
+  lua_pushinteger(L, (lua_Integer)events);
+  return 2;
+}
+
+static int l_sim_trace_hash(lua_State *L) {
+  lsim_t *ls = check_live_sim(L, 1);
+  uint8_t h[32];
+  char hex[65];
+  syn_sim_trace_hash(ls->sim, h);
+  syn_hex(h, 32, hex);
+  lua_pushstring(L, hex);
+  return 1;
+}
+
+static int l_sim_stats(lua_State *L) {
+  lsim_t *ls = check_live_sim(L, 1);
+  const syn_sim_stats_t *s = syn_sim_stats(ls->sim);
+  lua_createtable(L, 0, 10);
+#define F(name) lua_pushinteger(L, (lua_Integer)s->name); lua_setfield(L, -2, #name);
+  F(events) F(frames_sent) F(frames_delivered) F(frames_lost) F(frames_duplicated)
+  F(frames_blocked) F(frames_to_down_node) F(timers_fired) F(callbacks)
+#undef F
+  lua_pushinteger(L, syn_sim_now(ls->sim));
+  lua_setfield(L, -2, "now");
+  return 1;
+}
+
+/* sim:random() in [0,1); sim:random(m) in [1,m]; sim:random(m, n) in [m,n]. */
+static int l_sim_random(lua_State *L) {
+  lsim_t *ls = check_live_sim(L, 1);
+  syn_prng_t *p = syn_sim_prng(ls->sim);
+  if (lua_isnoneornil(L, 2)) { lua_pushnumber(L, syn_prng_unit(p)); return 1; }
+  lua_Integer lo = 1, hi = luaL_checkinteger(L, 2);
+  if (!lua_isnoneornil(L, 3)) { lo = hi; hi = luaL_checkinteger(L, 3); }
+  if (lo > hi) luaL_argerror(L, 2, "interval is empty");
+  lua_pushinteger(L, lo + (lua_Integer)syn_prng_below(p, (uint64_t)(hi - lo) + 1));
+  return 1;
+}
+
+/* sim:sample(dist) → ns from the simulator's PRNG. */
+static int l_sim_sample(lua_State *L) {
+  lsim_t *ls = check_live_sim(L, 1);
+  syn_dist_t *d = luaL_checkudata(L, 2, DIST_MT);
+  lua_pushinteger(L, syn_dist_sample(d, syn_sim_prng(ls->sim)));
+  return 1;
+}
+
+/* Reads a list of node ids / nodes at stack index t into ids; returns count. */
+static uint32_t read_group(lua_State *L, int t, lsim_t *ls, uint32_t *ids, const char *fname) {
+  luaL_checktype(L, t, LUA_TTABLE);
+  lua_Integer len = luaL_len(L, t);
+  if (len > SYN_MAX_NODES) luaL_error(L, "bad argument to '%s' (group too large)", fname);
+  for (lua_Integer i = 1; i <= len; i++) {
+    lua_rawgeti(L, t, i);
+    ids[i - 1] = check_node_id(L, lua_gettop(L), ls);
+    lua_pop(L, 1);
+  }
+  return (uint32_t)len;
+}
+
+/* sim:partition({a, b}, {c, d, e}) — blocks every link between groups. */
+static int l_sim_partition(lua_State *L) {
+  lsim_t *ls = check_live_sim(L, 1);
+  int groups = lua_gettop(L) - 1;
+  if (groups < 2) luaL_error(L, "bad argument to 'partition' (at least two groups of nodes expected)");
+  int32_t *group_of = malloc(syn_sim_n(ls->sim) * sizeof *group_of);
+  if (group_of == NULL) luaL_error(L, "out of memory");
+  for (uint32_t i = 0; i < syn_sim_n(ls->sim); i++) group_of[i] = -1;
+  uint32_t ids[SYN_MAX_NODES];
+  for (int g = 0; g < groups; g++) {
+    uint32_t k = read_group(L, g + 2, ls, ids, "partition");
+    for (uint32_t i = 0; i < k; i++) group_of[ids[i]] = g;
+  }
+  for (uint32_t a = 0; a < syn_sim_n(ls->sim); a++)
+    for (uint32_t b = 0; b < syn_sim_n(ls->sim); b++)
+      if (group_of[a] >= 0 && group_of[b] >= 0 && group_of[a] != group_of[b]) syn_sim_block(ls->sim, a, b, true);
+  free(group_of);
+  return 0;
+}
+
+/* sim:block(from, to) — one way; sim:unblock(from, to). */
+static int l_sim_block(lua_State *L) {
+  lsim_t *ls = check_live_sim(L, 1);
+  syn_sim_block(ls->sim, check_node_id(L, 2, ls), check_node_id(L, 3, ls), true);
+  return 0;
+}
+static int l_sim_unblock(lua_State *L) {
+  lsim_t *ls = check_live_sim(L, 1);
+  syn_sim_block(ls->sim, check_node_id(L, 2, ls), check_node_id(L, 3, ls), false);
+  return 0;
+}
+static int l_sim_heal(lua_State *L) {
+  lsim_t *ls = check_live_sim(L, 1);
+  syn_sim_heal(ls->sim);
+  ls->healed_at_ns = syn_sim_now(ls->sim);
+  return 0;
+}
+
+/* sim:link(from, to, { latency =, loss =, duplicate =, reorder = }) */
+static int l_sim_link(lua_State *L) {
+  lsim_t *ls = check_live_sim(L, 1);
+  uint32_t a = check_node_id(L, 2, ls), b = check_node_id(L, 3, ls);
+  luaL_checktype(L, 4, LUA_TTABLE);
+  syn_link_t link = *syn_sim_link(ls->sim, a, b);
+  read_link(L, 4, &link, "link");
+  syn_sim_set_link(ls->sim, a, b, &link);
+  return 0;
+}
+
+static int l_sim_close(lua_State *L) {
+  lsim_t *ls = check_sim(L, 1);
+  ls->L = L;
+  sim_close(L, ls);
+  return 0;
+}
+
+static int l_sim_tostring(lua_State *L) {
+  lsim_t *ls = check_sim(L, 1);
+  if (ls->sim) lua_pushfstring(L, "synod.Sim(seed=%I, n=%d, now=%I ns)", (lua_Integer)ls->cfg.seed, (int)ls->cfg.n, (lua_Integer)syn_sim_now(ls->sim));
+  else lua_pushfstring(L, "synod.Sim(seed=%I, no cluster)", (lua_Integer)ls->cfg.seed);
+  return 1;
+}
+
+/* ---- nodes ---- */
+
+static int l_node_index(lua_State *L) {
+  lnode_t *ln = check_node(L, 1);
+  const char *k = luaL_checkstring(L, 2);
+  if (strcmp(k, "id") == 0) { lua_pushinteger(L, ln->id); return 1; }
+  if (strcmp(k, "sim") == 0) { lua_getiuservalue(L, 1, 1); return 1; }
+  luaL_getmetatable(L, NODE_MT);
+  lua_getfield(L, -1, k);
+  return 1;
+}
+
+static int l_node_tostring(lua_State *L) {
+  lnode_t *ln = luaL_checkudata(L, 1, NODE_MT);
+  lua_pushfstring(L, "synod.Node(%d)", (int)ln->id);
+  return 1;
+}
+
+static int l_node_submit(lua_State *L) {
+  lnode_t *ln = check_node(L, 1);
+  size_t len;
+  const char *op = luaL_checklstring(L, 2, &len);
+  int rc = syn_sim_submit(ln->ls->sim, ln->id, (const uint8_t *)op, len);
+  if (rc) luaL_error(L, "cannot submit at node %d: %s", (int)ln->id, syn_strerror(rc));
+  return 0;
+}
+
+static int l_node_crash(lua_State *L) {
+  lnode_t *ln = check_node(L, 1);
+  syn_sim_crash(ln->ls->sim, ln->id);
+  return 0;
+}
+
+/* node:restart{ durable = true } */
+static int l_node_restart(lua_State *L) {
+  lnode_t *ln = check_node(L, 1);
+  bool durable = true;
+  if (!lua_isnoneornil(L, 2)) { luaL_checktype(L, 2, LUA_TTABLE); durable = field_bool(L, 2, "durable", true); }
+  int rc = syn_sim_restart(ln->ls->sim, ln->id, durable);
+  if (rc == -SYN_ESTATE) luaL_error(L, "node %d is not crashed", (int)ln->id);
+  if (rc) luaL_error(L, "cannot restart node %d: %s", (int)ln->id, syn_strerror(rc));
+  return 0;
+}
+
+static int l_node_is_up(lua_State *L) {
+  lnode_t *ln = check_node(L, 1);
+  lua_pushboolean(L, node_of(ln)->up);
+  return 1;
+}
+
+static int l_node_is_honest(lua_State *L) {
+  lnode_t *ln = check_node(L, 1);
+  lua_pushboolean(L, syn_sim_history(ln->ls->sim)->honest[ln->id]);
+  return 1;
+}
+
+/* node:skew{ offset = "5ms", rate_ppm = 100 } */
+static int l_node_skew(lua_State *L) {
+  lnode_t *ln = check_node(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  int64_t offset = synL_fieldtime(L, 2, "offset", 0, "skew");
+  double rate = field_number(L, 2, "rate_ppm", 0, -500000, 500000, "skew");
+  syn_sim_skew(ln->ls->sim, ln->id, offset, (int64_t)rate);
+  return 0;
+}
+
+/* node:behave(hooks) — hooks is a table with on_send/on_receive/on_timer; nil removes. */
+static int l_node_behave(lua_State *L) {
+  lnode_t *ln = check_node(L, 1);
+  syn_node_t *node = node_of(ln);
+  lbehav_t *b = &ln->ls->behav[ln->id];
+  if (lua_isnoneornil(L, 2)) { syn_node_behave(node, NULL); return 0; }
+  luaL_checktype(L, 2, LUA_TTABLE);
+  static const char *const hooks[] = { "on_send", "on_receive", "on_timer", NULL };
+  bool any = false;
+  for (int i = 0; hooks[i]; i++) {
+    lua_getfield(L, 2, hooks[i]);
+    if (!lua_isnil(L, -1) && !lua_isfunction(L, -1))
+      luaL_error(L, "bad argument #1 to 'behave' (%s must be a function, got %s)", hooks[i], luaL_typename(L, -1));
+    any |= lua_isfunction(L, -1);
+    lua_pop(L, 1);
+  }
+  if (!any) luaL_argerror(L, 2, "a behaviour needs at least one of on_send, on_receive, on_timer");
+  syn_node_behave(node, NULL);   /* releases the previous one */
+  b->errors = 0;
+  lua_pushvalue(L, 2);
+  b->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  syn_behavior_t hb = { .ctx = b, .on_send = hook_on_send, .on_receive = hook_on_receive,
+                        .on_timer = hook_on_timer, .release = hook_release };
+  syn_node_behave(node, &hb);
+  syn_sim_history(ln->ls->sim)->honest[ln->id] = false;
+  return 0;
+}
+
+/* node:send(to, msg [, delay]) — a message crafted by a behaviour, signed
+ * with this node's own key. */
+static int l_node_send(lua_State *L) {
+  lnode_t *ln = check_node(L, 1);
+  syn_node_t *node = node_of(ln);
+  uint32_t to = check_node_id(L, 2, ln->ls);
+  int64_t delay = synL_opttime(L, 4, 0);
+  syn_msg_t m;
+  check_msg(L, 3, node->proto->name, &m);
+  int rc = syn_node_emit(node, to, &m, delay);
+  if (rc) luaL_error(L, "cannot send: %s", syn_strerror(rc));
+  return 0;
+}
+
+/* node:replay(to, frame [, delay]) — resends captured frame bytes as they are. */
+static int l_node_replay(lua_State *L) {
+  lnode_t *ln = check_node(L, 1);
+  uint32_t to = check_node_id(L, 2, ln->ls);
+  size_t len;
+  const char *frame = luaL_checklstring(L, 3, &len);
+  if (len > SYN_MAX_FRAME_BYTES) luaL_argerror(L, 3, "frame over SYN_MAX_FRAME_BYTES");
+  syn_node_emit_raw(node_of(ln), to, (const uint8_t *)frame, len, synL_opttime(L, 4, 0));
+  return 0;
+}
+
+/* node:frame(msg) — the signed frame this node would send for msg (for replays). */
+static int l_node_frame(lua_State *L) {
+  lnode_t *ln = check_node(L, 1);
+  syn_node_t *node = node_of(ln);
+  syn_msg_t m;
+  check_msg(L, 2, node->proto->name, &m);
+  size_t len;
+  int rc = syn_wire_frame_encode(&m, node->id, node->frame_buf, SYN_MAX_FRAME_BYTES, &len);
+  if (rc == 0 && node->sign) rc = syn_crypto_sign_frame(&node->ident, node->frame_buf, len);
+  if (rc) luaL_error(L, "cannot frame: %s", syn_strerror(rc));
+  lua_pushlstring(L, (const char *)node->frame_buf, len);
+  return 1;
+}
+
+static int l_node_history(lua_State *L) {
+  lnode_t *ln = check_node(L, 1);
+  const syn_history_t *h = syn_sim_history(ln->ls->sim);
+  const syn_delivery_log_t *log = &h->logs[ln->id];
+  lua_createtable(L, (int)log->count, 0);
+  for (uint32_t i = 0; i < log->count; i++) {
+    const syn_delivery_t *d = &log->items[i];
+    lua_createtable(L, 0, 5);
+    lua_pushinteger(L, (lua_Integer)d->seq); lua_setfield(L, -2, "seq");
+    lua_pushinteger(L, d->origin); lua_setfield(L, -2, "origin");
+    lua_pushinteger(L, (lua_Integer)d->ts); lua_setfield(L, -2, "ts");
+    lua_pushinteger(L, d->at_ns); lua_setfield(L, -2, "at");
+    lua_pushlstring(L, (const char *)syn_history_value(h, d->off), d->len); lua_setfield(L, -2, "value");
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  return 1;
+}
+
+static int l_node_delivered(lua_State *L) {
+  lnode_t *ln = check_node(L, 1);
+  lua_pushinteger(L, syn_sim_history(ln->ls->sim)->logs[ln->id].count);
+  return 1;
+}
+
+static void status_cb(void *ctx, const char *key, int64_t value) {
+  lua_State *L = ctx;
+  lua_pushinteger(L, value);
+  lua_setfield(L, -2, key);
+}
+
+static int l_node_status(lua_State *L) {
+  lnode_t *ln = check_node(L, 1);
+  syn_node_t *node = node_of(ln);
+  lua_newtable(L);
+  lua_pushinteger(L, node->id); lua_setfield(L, -2, "id");
+  lua_pushstring(L, node->proto->name); lua_setfield(L, -2, "protocol");
+  lua_pushboolean(L, node->up); lua_setfield(L, -2, "up");
+  lua_pushboolean(L, node->behavior.ctx != NULL); lua_setfield(L, -2, "byzantine");
+  if (node->proto->status) node->proto->status(node->state, status_cb, L);
+  return 1;
+}
+
+static int l_node_counters(lua_State *L) {
+  lnode_t *ln = check_node(L, 1);
+  syn_node_t *node = node_of(ln);
+  const syn_node_counters_t *c = &node->c;
+  lua_newtable(L);
+#define F(name) lua_pushinteger(L, (lua_Integer)c->name); lua_setfield(L, -2, #name);
+  F(sent) F(received) F(delivered) F(timers) F(requests) F(hook_errors) F(hook_drops)
+#undef F
+  lua_newtable(L);
+  for (int e = 1; e < SYN_E_COUNT; e++) {
+    if (c->wire_drops[e] == 0) continue;
+    lua_pushinteger(L, (lua_Integer)c->wire_drops[e]);
+    lua_setfield(L, -2, syn_wire_drop_reason(-e));
+  }
+  if (c->down_drops) { lua_pushinteger(L, (lua_Integer)c->down_drops); lua_setfield(L, -2, "node_down"); }
+  lua_setfield(L, -2, "dropped");
+  lua_newtable(L);
+  for (uint32_t r = 0; r < node->proto->nreasons; r++) {
+    if (c->rejected[r] == 0) continue;
+    lua_pushinteger(L, (lua_Integer)c->rejected[r]);
+    lua_setfield(L, -2, syn_node_reason(node, r));
+  }
+  lua_setfield(L, -2, "rejected");
+  return 1;
+}
+
+static int l_node_evidence(lua_State *L) {
+  lnode_t *ln = check_node(L, 1);
+  syn_node_t *node = node_of(ln);
+  lua_createtable(L, (int)node->nevidence, 0);
+  for (uint32_t i = 0; i < node->nevidence; i++) {
+    const syn_evidence_t *e = &node->evidence[i];
+    lua_createtable(L, 0, 7);
+    lua_pushinteger(L, e->against); lua_setfield(L, -2, "against");
+    lua_pushstring(L, syn_node_reason(node, e->reason)); lua_setfield(L, -2, "reason");
+    lua_pushinteger(L, (lua_Integer)e->round); lua_setfield(L, -2, "round");
+    lua_pushinteger(L, e->at_ns); lua_setfield(L, -2, "at");
+    lua_pushinteger(L, node->id); lua_setfield(L, -2, "detected_by");
+    lua_pushlstring(L, (const char *)e->a, e->len_a); lua_setfield(L, -2, "a");
+    lua_pushlstring(L, (const char *)e->b, e->len_b); lua_setfield(L, -2, "b");
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  return 1;
+}
+
+/* ---- nodes:check{…} ---- */
+
+static int l_verdict_explain(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_getfield(L, 1, "summary");
+  return 1;
+}
+
+/* Appends text and a newline to a bounded summary; cuts rather than overflows. */
+static void add_line(char *buf, size_t *len, const char *text) {
+  int n = snprintf(buf + *len, SYN_MAX_ERROR_BYTES - *len, "%s\n", text);
+  if (n > 0) *len += (size_t)n < SYN_MAX_ERROR_BYTES - *len ? (size_t)n : SYN_MAX_ERROR_BYTES - 1 - *len;
+}
+
+typedef void (*checker_fn)(const syn_history_t *, syn_verdict_t *);
+
+/* nodes:check{ checks = {…}, liveness = { heal_at =, bound = } | false } */
+static int l_nodes_check(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_rawgeti(L, 1, 1);
+  lnode_t *ln = check_node(L, -1);
+  lua_pop(L, 1);
+  lsim_t *ls = ln->ls;
+  if (lua_isnoneornil(L, 2)) { lua_settop(L, 1); lua_newtable(L); }
+  luaL_checktype(L, 2, LUA_TTABLE);
+  const syn_history_t *h = syn_sim_history(ls->sim);
+  static const struct { const char *name; checker_fn fn; } safety[] = {
+    { "agreement", syn_check_agreement }, { "total_order", syn_check_total_order },
+    { "validity", syn_check_validity }, { "integrity", syn_check_integrity },
+    { "ts_order", syn_check_ts_order },
+  };
+  lua_newtable(L);                         /* verdict */
+  int v = lua_gettop(L);
+  lua_newtable(L);                         /* checks by name */
+  lua_newtable(L);                         /* order */
+  char summary[SYN_MAX_ERROR_BYTES];
+  size_t slen = 0;
+  bool ok = true;
+  int k = 0;
+  summary[0] = '\0';
+  for (size_t i = 0; i < sizeof safety / sizeof safety[0]; i++) {
+    if (strcmp(safety[i].name, "ts_order") == 0 && strcmp(ls->cfg.proto->name, "tom") != 0) continue;
+    syn_verdict_t vd;
+    safety[i].fn(h, &vd);
+    synL_push_verdict(L, &vd);
+    lua_setfield(L, v + 1, safety[i].name);
+    lua_pushstring(L, safety[i].name);
+    lua_rawseti(L, v + 2, ++k);
+    if (!vd.ok) { ok = false; add_line(summary, &slen, vd.explain); }
+  }
+  lua_getfield(L, 2, "liveness");
+  bool live = !(lua_isboolean(L, -1) && !lua_toboolean(L, -1));
+  if (live) {
+    int lt = lua_istable(L, -1) ? lua_gettop(L) : 0;
+    int64_t heal_at = ls->healed_at_ns, bound = 5 * SYN_NS_PER_S;
+    if (lt) {
+      heal_at = synL_fieldtime(L, lt, "heal_at", heal_at, "check");
+      bound = synL_fieldtime(L, lt, "bound", bound, "check");
+    }
+    syn_verdict_t vd;
+    syn_check_liveness(h, heal_at, bound, syn_sim_now(ls->sim), &vd);
+    synL_push_verdict(L, &vd);
+    lua_setfield(L, v + 1, "liveness");
+    lua_pushliteral(L, "liveness");
+    lua_rawseti(L, v + 2, ++k);
+    if (!vd.ok) { ok = false; add_line(summary, &slen, vd.explain); }
+  }
+  lua_pop(L, 1);
+  lua_pushstring(L, summary);
+  lua_setfield(L, v, "summary");
+  lua_setfield(L, v, "order");
+  lua_setfield(L, v, "checks");
+  lua_pushboolean(L, ok);
+  lua_setfield(L, v, "ok");
+  luaL_setmetatable(L, VERDICT_MT);
+  return 1;
+}
+
+/* nodes:min_delivered() — the fewest deliveries among honest nodes that are up. */
+static int l_nodes_min_delivered(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_rawgeti(L, 1, 1);
+  lnode_t *ln = check_node(L, -1);
+  const syn_history_t *h = syn_sim_history(ln->ls->sim);
+  uint64_t min = UINT64_MAX;
+  for (uint32_t i = 0; i < h->n; i++) {
+    if (!h->honest[i] || !syn_sim_node(ln->ls->sim, i)->up) continue;
+    if (h->logs[i].count < min) min = h->logs[i].count;
+  }
+  lua_pushinteger(L, min == UINT64_MAX ? 0 : (lua_Integer)min);
+  return 1;
+}
+
+static int l_nodes_honest(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_Integer n = luaL_len(L, 1);
+  lua_newtable(L);
+  int k = 0;
+  for (lua_Integer i = 1; i <= n; i++) {
+    lua_rawgeti(L, 1, i);
+    lnode_t *ln = check_node(L, -1);
+    if (syn_sim_history(ln->ls->sim)->honest[ln->id]) lua_rawseti(L, -2, ++k);
+    else lua_pop(L, 1);
+  }
+  return 1;
+}
+
+/* ---- registration ---- */
+
+static const luaL_Reg sim_methods[] = {
+  { "cluster", l_sim_cluster }, { "nodes", l_sim_nodes }, { "now", l_sim_now },
+  { "at", l_sim_at }, { "after", l_sim_after }, { "submit", l_sim_submit }, { "run", l_sim_run },
+  { "trace_hash", l_sim_trace_hash }, { "stats", l_sim_stats }, { "random", l_sim_random },
+  { "sample", l_sim_sample }, { "partition", l_sim_partition }, { "block", l_sim_block },
+  { "unblock", l_sim_unblock }, { "heal", l_sim_heal }, { "link", l_sim_link },
+  { "close", l_sim_close }, { NULL, NULL }
+};
+
+static const luaL_Reg node_methods[] = {
+  { "submit", l_node_submit }, { "crash", l_node_crash }, { "restart", l_node_restart },
+  { "is_up", l_node_is_up }, { "is_honest", l_node_is_honest }, { "skew", l_node_skew },
+  { "behave", l_node_behave }, { "send", l_node_send }, { "replay", l_node_replay },
+  { "frame", l_node_frame }, { "history", l_node_history }, { "delivered", l_node_delivered },
+  { "status", l_node_status }, { "counters", l_node_counters }, { "evidence", l_node_evidence },
+  { NULL, NULL }
+};
+
+static const luaL_Reg nodes_methods[] = {
+  { "check", l_nodes_check }, { "min_delivered", l_nodes_min_delivered }, { "honest", l_nodes_honest },
+  { NULL, NULL }
+};
+
+static const luaL_Reg dist_funcs[] = {
+  { "constant", l_dist_constant }, { "uniform", l_dist_uniform }, { "normal", l_dist_normal },
+  { "exponential", l_dist_exponential }, { "pareto", l_dist_pareto }, { NULL, NULL }
+};
+
+void synL_open_sim(lua_State *L) {
+  luaL_newmetatable(L, SIM_MT);
+  luaL_newlib(L, sim_methods);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, l_sim_gc); lua_setfield(L, -2, "__gc");
+  lua_pushcfunction(L, l_sim_gc); lua_setfield(L, -2, "__close");
+  lua_pushcfunction(L, l_sim_tostring); lua_setfield(L, -2, "__tostring");
+  lua_pop(L, 1);
+
+  luaL_newmetatable(L, NODE_MT);
+  luaL_setfuncs(L, node_methods, 0);
+  lua_pushcfunction(L, l_node_index); lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, l_node_tostring); lua_setfield(L, -2, "__tostring");
+  lua_pop(L, 1);
+
+  luaL_newmetatable(L, NODES_MT);
+  luaL_newlib(L, nodes_methods);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+
+  luaL_newmetatable(L, DIST_MT);
+  lua_pushcfunction(L, l_dist_tostring); lua_setfield(L, -2, "__tostring");
+  lua_pop(L, 1);
+
+  luaL_newmetatable(L, MSG_MT);
+  lua_newtable(L);
+  lua_pushcfunction(L, l_msg_copy); lua_setfield(L, -2, "copy");
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+
+  luaL_newmetatable(L, VERDICT_MT);
+  lua_newtable(L);
+  lua_pushcfunction(L, l_verdict_explain); lua_setfield(L, -2, "explain");
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+
+  lua_pushcfunction(L, l_sim_new); lua_setfield(L, -2, "sim");
+  lua_pushcfunction(L, l_msg); lua_setfield(L, -2, "msg");
+  luaL_newlib(L, dist_funcs);
+  lua_setfield(L, -2, "dist");
+}

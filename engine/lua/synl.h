@@ -1,0 +1,35 @@
+/* synl.h — the C side of the `synod` Lua module. Each engine room that has a
+ * Lua face adds it through one synL_open_* function; lua/module.c calls them
+ * all. Conventions (STYLE.md): synL_ prefix, argument errors raised with
+ * luaL_argerror / luaL_error naming the function and argument, every value
+ * handed to Lua is a copy or a checked handle, every C→Lua call goes
+ * through synL_pcall. */
+#ifndef SYN_SYNL_H
+#define SYN_SYNL_H
+
+#include <lua.h>
+#include <lauxlib.h>
+
+#include "../base/base.h"
+
+/* Each synL_open_* is called with the module table on top of the stack; it
+ * sets its functions/sub-tables into it and leaves the stack as it was. */
+void synL_open_wire(lua_State *L);     /* synod.wire.*, synod.crypto.*, synod.bench_crypto/wire */
+void synL_open_history(lua_State *L);  /* synod.history{…} and its checkers */
+void synL_open_sim(lua_State *L);      /* synod.sim{…}, synod.dist.*, nodes, behaviours */
+void synL_open_sandbox(lua_State *L);  /* synod.sandbox, synod.data, synod.time */
+
+/* Calls the function below nargs arguments in protected mode with a
+ * traceback handler. On error returns the Lua status and leaves the message
+ * (with traceback, prefixed by what) on the stack; otherwise 0 and the
+ * nresults results. budget > 0 stops the call with an error after that many
+ * VM instructions (the runaway-hook guard). */
+int synL_pcall(lua_State *L, int nargs, int nresults, const char *what, int budget);
+
+/* A time argument: integer nanoseconds or a string like "5ms". */
+int64_t synL_checktime(lua_State *L, int arg);
+int64_t synL_opttime(lua_State *L, int arg, int64_t def);
+/* Reads t[key] as a time, or def when absent; errors name the key. */
+int64_t synL_fieldtime(lua_State *L, int t, const char *key, int64_t def, const char *fname);
+
+#endif

@@ -1,0 +1,214 @@
+/* main.c — the `synod` command: run a scenario, write keys, or open a Lua
+ * REPL with the synod module loaded. Argument parsing and process exit codes
+ * live here; everything else is a call into the engine or the module. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <lua.h>
+#include <lualib.h>
+#include <lauxlib.h>
+#include <editline/readline.h>
+
+#include "base/base.h"
+#include "crypto/crypto.h"
+#include "lua/synl.h"
+
+int luaopen_synod(lua_State *L);
+
+static const char usage[] =
+  "usage: synod [--log-level LEVEL] COMMAND [ARGS]\n"
+  "\n"
+  "commands:\n"
+  "  run FILE.lua [--seed N] [-- ARGS...]   run a scenario script in the sandbox;\n"
+  "                                         exits 0 when its verdict is ok, 1 when not,\n"
+  "                                         2 when the script fails\n"
+  "  keygen --out DIR -n N [--seed S]       write N Ed25519 key pairs (node-<i>.key, 0600)\n"
+  "                                         and DIR/keys.pub; --seed makes them deterministic\n"
+  "  version                                print the version\n"
+  "  help                                   this text\n"
+  "  (none)                                 a Lua REPL with `synod` loaded\n"
+  "\n"
+  "options:\n"
+  "  --log-level LEVEL   trace, debug, info, warn (default), error or off\n"
+  "\n"
+  "examples:\n"
+  "  synod run scenarios/tom_basic.lua --seed 42\n"
+  "  synod keygen --out keys -n 4 --seed 1\n";
+
+static int fail_usage(const char *fmt, const char *arg) {
+  fprintf(stderr, "synod: ");
+  fprintf(stderr, fmt, arg);
+  fprintf(stderr, "\n(run 'synod help' for usage)\n");
+  return 2;
+}
+
+static bool parse_u64(const char *s, uint64_t *out) {
+  if (s == NULL || *s == '\0' || *s == '-') return false;
+  char *end;
+  errno = 0;
+  unsigned long long v = strtoull(s, &end, 10);
+  if (errno || *end) return false;
+  *out = v;
+  return true;
+}
+
+/* A fresh interpreter with the standard libraries and `synod` preloaded. */
+static lua_State *new_state(void) {
+  lua_State *L = luaL_newstate();
+  if (L == NULL) { fprintf(stderr, "synod: cannot create a Lua state\n"); exit(2); }
+  luaL_openlibs(L);
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+  lua_pushcfunction(L, luaopen_synod);
+  lua_setfield(L, -2, "synod");
+  lua_pop(L, 1);
+  luaL_requiref(L, "synod", luaopen_synod, 1);
+  lua_pop(L, 1);
+  return L;
+}
+
+static int cmd_run(int argc, char **argv) {
+  const char *file = NULL;
+  uint64_t seed = 0;
+  bool has_seed = false;
+  int rest = argc;
+  for (int i = 0; i < argc; i++) {
+    if (strcmp(argv[i], "--") == 0) { rest = i + 1; break; }
+    if (strcmp(argv[i], "--seed") == 0) {
+      if (i + 1 >= argc || !parse_u64(argv[i + 1], &seed)) return fail_usage("--seed needs a non-negative integer, got '%s'", i + 1 < argc ? argv[i + 1] : "");
+      has_seed = true; i++;
+    } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
+      return fail_usage("run: unknown option '%s'", argv[i]);
+    } else if (file == NULL) {
+      file = argv[i];
+    } else {
+      rest = i; break;   /* extra words pass to the script too */
+    }
+  }
+  if (file == NULL) return fail_usage("run needs a script: synod run FILE.lua%s", "");
+  if (access(file, R_OK) != 0) return fail_usage("cannot read script '%s'", file);
+  lua_State *L = new_state();
+  lua_getglobal(L, "synod");
+  lua_newtable(L);
+  if (has_seed) { lua_pushinteger(L, (lua_Integer)seed); lua_setfield(L, -2, "seed"); }
+  for (int i = rest, k = 1; i < argc; i++, k++) { lua_pushstring(L, argv[i]); lua_rawseti(L, -2, k); }
+  lua_setfield(L, -2, "args");
+  lua_getfield(L, -1, "sandbox");
+  lua_getfield(L, -1, "loadfile");
+  lua_pushstring(L, file);
+  int status;
+  if (synL_pcall(L, 1, 1, "synod run", 0) != LUA_OK || synL_pcall(L, 0, 1, file, 0) != LUA_OK) {
+    fprintf(stderr, "synod: %s\n", lua_tostring(L, -1));
+    status = 2;
+  } else if (lua_istable(L, -1)) {
+    lua_getfield(L, -1, "ok");
+    status = lua_toboolean(L, -1) ? 0 : 1;
+  } else {
+    status = (lua_isboolean(L, -1) && !lua_toboolean(L, -1)) ? 1 : 0;
+  }
+  lua_close(L);
+  return status;
+}
+
+static int cmd_keygen(int argc, char **argv) {
+  const char *out = NULL;
+  uint64_t n = 0, seed = 0;
+  bool has_seed = false;
+  for (int i = 0; i < argc; i++) {
+    const char *next = i + 1 < argc ? argv[i + 1] : NULL;
+    if (strcmp(argv[i], "--out") == 0 && next) { out = next; i++; }
+    else if (strcmp(argv[i], "-n") == 0 && next) {
+      if (!parse_u64(next, &n) || n == 0 || n > SYN_MAX_NODES) return fail_usage("keygen: -n must be 1..256, got '%s'", next);
+      i++;
+    } else if (strcmp(argv[i], "--seed") == 0 && next) {
+      if (!parse_u64(next, &seed)) return fail_usage("keygen: --seed needs a non-negative integer, got '%s'", next);
+      has_seed = true; i++;
+    } else return fail_usage("keygen: unexpected argument '%s'", argv[i]);
+  }
+  if (out == NULL || n == 0) return fail_usage("keygen needs --out DIR and -n N%s", "");
+  int rc = syn_crypto_init();
+  if (rc == 0) rc = syn_keys_write(out, (uint32_t)n, has_seed, seed);
+  if (rc) { fprintf(stderr, "synod: keygen into '%s' failed: %s\n", out, syn_strerror(rc)); return 1; }
+  printf("wrote %llu key pairs to %s (public keys: %s/keys.pub)\n", (unsigned long long)n, out, out);
+  return 0;
+}
+
+/* ---- REPL ---- */
+
+static bool incomplete(lua_State *L, int status) {
+  if (status != LUA_ERRSYNTAX) return false;
+  size_t len;
+  const char *msg = lua_tolstring(L, -1, &len);
+  return len >= 5 && strcmp(msg + len - 5, "<eof>") == 0;
+}
+
+static int cmd_repl(void) {
+  lua_State *L = new_state();
+  bool tty = isatty(STDIN_FILENO);
+  if (tty) printf("synod %s — Lua %s.%s with `synod` loaded; Ctrl-D quits.\n", "0.1.0", LUA_VERSION_MAJOR, LUA_VERSION_MINOR);
+  char *line;
+  int status = 0;
+  while ((line = readline(tty ? "synod> " : "")) != NULL) {
+    if (*line == '\0') { free(line); continue; }
+    lua_settop(L, 0);
+    lua_pushstring(L, line);
+    free(line);
+    /* An expression prints its value: try "return <line>" first. */
+    const char *retline = lua_pushfstring(L, "return %s;", lua_tostring(L, 1));
+    int rc = luaL_loadbuffer(L, retline, strlen(retline), "=stdin");
+    if (rc != LUA_OK) {
+      lua_settop(L, 1);
+      for (;;) {
+        size_t len;
+        const char *src = lua_tolstring(L, 1, &len);
+        rc = luaL_loadbuffer(L, src, len, "=stdin");
+        if (!incomplete(L, rc)) break;
+        lua_pop(L, 1);
+        char *more = readline(tty ? ">> " : "");
+        if (more == NULL) break;
+        lua_pushfstring(L, "%s\n%s", lua_tostring(L, 1), more);
+        lua_replace(L, 1);
+        free(more);
+      }
+    }
+    if (tty) add_history(lua_tostring(L, 1));
+    if (rc == LUA_OK) {
+      int base = lua_gettop(L);
+      rc = synL_pcall(L, 0, LUA_MULTRET, "stdin", 0);
+      if (rc == LUA_OK) {
+        int nres = lua_gettop(L) - base + 1;
+        for (int i = 0; i < nres; i++) {
+          const char *s = luaL_tolstring(L, base + i, NULL);
+          printf(i ? "\t%s" : "%s", s);
+          lua_pop(L, 1);
+        }
+        if (nres > 0) printf("\n");
+      }
+    }
+    if (rc != LUA_OK) { fprintf(stderr, "%s\n", lua_tostring(L, -1)); status = 1; }
+    fflush(stdout);
+  }
+  if (tty) printf("\n");
+  lua_close(L);
+  return tty ? 0 : status;
+}
+
+int main(int argc, char **argv) {
+  int i = 1;
+  while (i < argc && strcmp(argv[i], "--log-level") == 0) {
+    syn_log_level_t level;
+    if (i + 1 >= argc || syn_log_parse_level(argv[i + 1], &level) != 0)
+      return fail_usage("--log-level must be trace, debug, info, warn, error or off, got '%s'", i + 1 < argc ? argv[i + 1] : "");
+    syn_log_set_level(level);
+    i += 2;
+  }
+  if (i >= argc) return cmd_repl();
+  const char *cmd = argv[i++];
+  if (strcmp(cmd, "run") == 0) return cmd_run(argc - i, argv + i);
+  if (strcmp(cmd, "keygen") == 0) return cmd_keygen(argc - i, argv + i);
+  if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) { printf("synod 0.1.0 (Lua %s.%s)\n", LUA_VERSION_MAJOR, LUA_VERSION_MINOR); return 0; }
+  if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) { fputs(usage, stdout); return 0; }
+  return fail_usage("unknown command '%s'", cmd);
+}

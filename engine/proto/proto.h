@@ -1,0 +1,144 @@
+/* proto.h — the one interface every protocol implements.
+ *
+ * A protocol is a deterministic state machine: syn_<proto>_step takes one
+ * event (start, a decoded message, a timer, a client request) and appends
+ * effects to a batch (send, broadcast, timers, deliver, evidence, reject,
+ * trace). It never reads a clock (the event carries the node's local time),
+ * a socket, a file or a random number, and never allocates: its state is one
+ * block of state_bytes the runtime allocates once, sized by the protocol's
+ * SYN_MAX_* limits. The runtime (sim/ or live/) performs the effects in
+ * order. */
+#ifndef SYN_PROTO_H
+#define SYN_PROTO_H
+
+#include "../base/base.h"
+#include "../wire/wire.h"
+#include "../crypto/crypto.h"
+
+#define SYN_MAX_EFFECTS       4096         /* effects in one step's batch */
+#define SYN_MAX_EFFECT_BYTES  (8u << 20)   /* payload bytes in one batch */
+#define SYN_MAX_TIMERS        32           /* timer ids per protocol instance */
+#define SYN_MAX_PARAMS        16           /* tunable parameters per protocol */
+#define SYN_MAX_OP_BYTES      4096         /* one client request / delivered value */
+#define SYN_MAX_TRACE_BYTES   200          /* one trace note */
+
+/* ---- events in ---- */
+typedef enum {
+  SYN_EV_START = 1,     /* once, after init (and after a restart) */
+  SYN_EV_MESSAGE,       /* a verified, decoded message from a peer */
+  SYN_EV_TIMER,         /* a timer the protocol set has fired */
+  SYN_EV_REQUEST,       /* a client operation submitted at this node */
+} syn_event_kind_t;
+
+typedef struct {
+  syn_event_kind_t kind;
+  int64_t now_ns;             /* this node's local clock (skew included) */
+  /* MESSAGE */
+  uint32_t from;              /* authenticated sender id */
+  const syn_msg_t *msg;       /* valid only during the step */
+  const uint8_t *frame;       /* the signed frame it arrived in (evidence, relays) */
+  size_t frame_len;
+  /* TIMER */
+  uint32_t timer;
+  /* REQUEST */
+  const uint8_t *op;
+  size_t op_len;
+} syn_event_t;
+
+/* ---- effects out ---- */
+typedef enum {
+  SYN_FX_SEND = 1,      /* to, type, data = payload */
+  SYN_FX_BROADCAST,     /* type, data = payload; to every peer but self */
+  SYN_FX_TIMER_SET,     /* timer, after_ns; replaces a pending one with the same id */
+  SYN_FX_TIMER_CANCEL,  /* timer */
+  SYN_FX_DELIVER,       /* seq (position, from 1), origin, ts, data = value */
+  SYN_FX_EVIDENCE,      /* against, reason, round, data = frame A, data2 = frame B */
+  SYN_FX_REJECT,        /* against (sender), reason: a counted drop */
+  SYN_FX_TRACE,         /* data = a short note */
+} syn_fx_kind_t;
+
+typedef struct {
+  syn_fx_kind_t kind;
+  uint16_t type;              /* SEND/BROADCAST: message type id */
+  uint16_t reason;            /* REJECT/EVIDENCE: index into the protocol's reasons */
+  uint32_t to;                /* SEND */
+  uint32_t origin;            /* DELIVER: who multicast it; EVIDENCE/REJECT: the accused */
+  uint32_t timer;             /* TIMER_* */
+  int64_t after_ns;           /* TIMER_SET */
+  uint64_t seq;               /* DELIVER: position; EVIDENCE: round (ts, view, seq…) */
+  uint64_t ts;                /* DELIVER: the protocol's timestamp for it */
+  uint32_t off, len;          /* the data slice in the batch arena */
+  uint32_t off2, len2;        /* EVIDENCE: the second frame */
+} syn_effect_t;
+
+/* A batch of effects with an arena for their bytes. The runtime owns it
+ * and reuses it across steps (syn_fx_reset). */
+typedef struct {
+  syn_effect_t *fx;
+  uint32_t count;
+  uint8_t *arena;
+  size_t arena_len;
+  bool overflow;              /* a push did not fit: a protocol bug, asserted by runtimes */
+} syn_effects_t;
+
+int syn_fx_new(syn_effects_t *fx);                 /* allocates SYN_MAX_EFFECTS and the arena */
+void syn_fx_free(syn_effects_t *fx);
+void syn_fx_reset(syn_effects_t *fx);
+const uint8_t *syn_fx_data(const syn_effects_t *fx, const syn_effect_t *e);
+const uint8_t *syn_fx_data2(const syn_effects_t *fx, const syn_effect_t *e);
+
+/* Pushes; each returns 0 or -SYN_ELIMIT (and sets overflow). */
+int syn_fx_send(syn_effects_t *fx, uint32_t to, const syn_msg_t *m);
+int syn_fx_broadcast(syn_effects_t *fx, const syn_msg_t *m);
+int syn_fx_timer_set(syn_effects_t *fx, uint32_t timer, int64_t after_ns);
+int syn_fx_timer_cancel(syn_effects_t *fx, uint32_t timer);
+int syn_fx_deliver(syn_effects_t *fx, uint64_t seq, uint32_t origin, uint64_t ts,
+                   const uint8_t *value, size_t len);
+int syn_fx_evidence(syn_effects_t *fx, uint32_t against, uint16_t reason, uint64_t round,
+                    const uint8_t *frame_a, size_t len_a, const uint8_t *frame_b, size_t len_b);
+int syn_fx_reject(syn_effects_t *fx, uint32_t against, uint16_t reason);
+int syn_fx_trace(syn_effects_t *fx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- configuration ---- */
+typedef struct {
+  const char *name;           /* as set from Lua: cluster{ max_drift = 50 } */
+  int64_t def, min, max;
+  const char *help;
+} syn_param_def_t;
+
+typedef struct {
+  uint32_t id;                /* this node, 0..n-1 */
+  uint32_t n;                 /* cluster size */
+  int64_t params[SYN_MAX_PARAMS];   /* in the order of the protocol's param defs */
+  const syn_keyring_t *ring;  /* for verifying signed frames carried inside
+                                 messages; NULL when the run has crypto off */
+} syn_proto_cfg_t;
+
+/* Receives one named status value (node:status() in Lua). */
+typedef void (*syn_status_fn)(void *ctx, const char *key, int64_t value);
+
+typedef struct syn_proto {
+  const char *name;                     /* "tom" */
+  const syn_msg_def_t *msgs; size_t nmsgs;
+  const syn_param_def_t *params; size_t nparams;
+  const char *const *reasons; size_t nreasons;   /* reject/evidence reason names */
+  size_t state_bytes;                   /* what init expects to fill */
+  /* Fills state (zeroed, state_bytes long) from cfg. */
+  int (*init)(void *state, const syn_proto_cfg_t *cfg);
+  void (*step)(void *state, const syn_event_t *ev, syn_effects_t *fx);
+  void (*status)(const void *state, syn_status_fn fn, void *ctx);
+} syn_proto_t;
+
+/* The registry of built-in protocols. */
+const syn_proto_t *syn_proto_find(const char *name);
+/* Names of all protocols, NULL-terminated. */
+const char *const *syn_proto_names(void);
+/* Index of a param by name, or -1. */
+int syn_proto_param(const syn_proto_t *p, const char *name);
+/* Fills cfg->params with the defaults. */
+void syn_proto_defaults(const syn_proto_t *p, syn_proto_cfg_t *cfg);
+
+/* Protocols. */
+extern const syn_proto_t syn_tom_proto;
+
+#endif

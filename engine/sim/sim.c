@@ -1,0 +1,420 @@
+/* sim.c — the deterministic simulator (see sim.h). Owns virtual time, the
+ * event heap, the network model, crash/restart/skew and the trace hash.
+ * Never reads the wall clock, never calls Lua, never iterates in an order
+ * that is not defined by the event heap's (time, insertion) key. */
+#include "sim.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { EV_FRAME = 1, EV_TIMER, EV_CALLBACK, EV_REQUEST };
+
+typedef struct {
+  int64_t at_ns;
+  uint64_t order;          /* insertion counter: the deterministic tie-break */
+  uint8_t kind;
+  uint32_t node;           /* the node the event happens at */
+  uint32_t from;           /* FRAME: sender · TIMER: timer id */
+  uint64_t x;              /* TIMER: generation · CALLBACK: id */
+  uint8_t *data;           /* FRAME: frame bytes · REQUEST: op bytes (owned) */
+  uint32_t len;
+} event_t;
+
+#define TRACE_CHUNK_BYTES 65536
+
+struct syn_sim {
+  syn_sim_config_t cfg;
+  int64_t now_ns;
+  uint64_t order;
+  syn_prng_t prng;
+  event_t *heap;
+  uint32_t heap_len, heap_cap;
+  uint32_t n;
+  syn_node_t **nodes;
+  syn_identity_t *ids;
+  syn_keyring_t ring;
+  syn_effects_t fx;
+  syn_runtime_t rt;
+  syn_link_t **links;       /* n*n overrides, NULL = cfg.link */
+  bool *blocked;            /* n*n */
+  int64_t *fifo_at;         /* n*n: last scheduled arrival per link */
+  int64_t *skew_offset_ns, *skew_rate_ppm;
+  syn_history_t history;
+  syn_sim_stats_t stats;
+  crypto_generichash_state trace;
+  uint8_t trace_buf[TRACE_CHUNK_BYTES];
+  size_t trace_len;
+  FILE *record;
+  bool halt;
+};
+
+/* ---- distributions ---- */
+
+int64_t syn_dist_sample(const syn_dist_t *d, syn_prng_t *p) {
+  double v = 0;
+  switch (d->kind) {
+  case SYN_DIST_CONSTANT: v = d->a; break;
+  case SYN_DIST_UNIFORM: v = d->a + (d->b - d->a) * syn_prng_unit(p); break;
+  case SYN_DIST_NORMAL: v = d->a + d->b * syn_prng_normal(p); break;
+  case SYN_DIST_EXPONENTIAL: v = -d->a * log(1.0 - syn_prng_unit(p)); break;
+  case SYN_DIST_PARETO: v = d->a / pow(1.0 - syn_prng_unit(p), 1.0 / d->b); break;
+  }
+  if (!(v > 0)) return 0;                       /* also catches NaN */
+  if (v > 9.0e18) return (int64_t)9.0e18;
+  return (int64_t)v;
+}
+
+/* ---- trace hash ---- */
+
+static void trace_flush(syn_sim_t *sim) {
+  crypto_generichash_update(&sim->trace, sim->trace_buf, sim->trace_len);
+  sim->trace_len = 0;
+}
+
+static void trace_fold(syn_sim_t *sim, const void *data, size_t len) {
+  const uint8_t *p = data;
+  while (len > 0) {
+    size_t room = TRACE_CHUNK_BYTES - sim->trace_len;
+    size_t take = len < room ? len : room;
+    memcpy(sim->trace_buf + sim->trace_len, p, take);
+    sim->trace_len += take; p += take; len -= take;
+    if (sim->trace_len == TRACE_CHUNK_BYTES) trace_flush(sim);
+  }
+}
+
+static void trace_event(syn_sim_t *sim, const event_t *e) {
+  uint8_t rec[29];
+  syn_put_u64(rec, (uint64_t)e->at_ns);
+  rec[8] = e->kind;
+  syn_put_u32(rec + 9, e->node);
+  syn_put_u32(rec + 13, e->from);
+  syn_put_u64(rec + 17, e->x);
+  syn_put_u32(rec + 25, e->len);
+  trace_fold(sim, rec, sizeof rec);
+  if (e->len) trace_fold(sim, e->data, e->len);
+}
+
+void syn_sim_trace_hash(syn_sim_t *sim, uint8_t out[32]) {
+  trace_flush(sim);
+  crypto_generichash_state copy = sim->trace;   /* the running hash keeps going */
+  crypto_generichash_final(&copy, out, 32);
+}
+
+void syn_sim_record(syn_sim_t *sim, FILE *f) { sim->record = f; }
+
+static void record_event(syn_sim_t *sim, const event_t *e) {
+  static const char *const kinds[] = { "?", "frame", "timer", "callback", "request" };
+  fprintf(sim->record, "{\"t\":%lld,\"ev\":\"%s\",\"node\":%u", (long long)e->at_ns, kinds[e->kind], e->node);
+  if (e->kind == EV_FRAME) {
+    const syn_msg_def_t *def = e->len >= SYN_WIRE_HEADER_BYTES ? syn_wire_def(syn_get_u16(e->data + 5)) : NULL;
+    fprintf(sim->record, ",\"from\":%u,\"type\":\"%s\",\"bytes\":%u", e->from, def ? def->name : "?", e->len);
+  } else if (e->kind == EV_TIMER) {
+    fprintf(sim->record, ",\"timer\":%u", e->from);
+  } else if (e->kind == EV_CALLBACK) {
+    fprintf(sim->record, ",\"id\":%llu", (unsigned long long)e->x);
+  }
+  fputs("}\n", sim->record);
+}
+
+/* ---- the heap ---- */
+
+static bool before(const event_t *a, const event_t *b) {
+  return a->at_ns < b->at_ns || (a->at_ns == b->at_ns && a->order < b->order);
+}
+
+static int push(syn_sim_t *sim, event_t e) {
+  if (sim->heap_len == sim->heap_cap) {
+    if (sim->heap_cap >= SYN_MAX_SIM_EVENTS) { free(e.data); return -SYN_ELIMIT; }
+    uint32_t cap = sim->heap_cap ? sim->heap_cap * 2 : 1024;
+    if (cap > SYN_MAX_SIM_EVENTS) cap = SYN_MAX_SIM_EVENTS;
+    event_t *h = realloc(sim->heap, cap * sizeof *h);
+    if (h == NULL) { free(e.data); return -SYN_ENOMEM; }
+    sim->heap = h; sim->heap_cap = cap;
+  }
+  SYN_ASSERT(e.at_ns >= sim->now_ns);
+  e.order = sim->order++;
+  uint32_t i = sim->heap_len++;
+  while (i > 0) {
+    uint32_t parent = (i - 1) / 2;
+    if (!before(&e, &sim->heap[parent])) break;
+    sim->heap[i] = sim->heap[parent];
+    i = parent;
+  }
+  sim->heap[i] = e;
+  return 0;
+}
+
+static event_t pop(syn_sim_t *sim) {
+  SYN_ASSERT(sim->heap_len > 0);
+  event_t top = sim->heap[0];
+  event_t last = sim->heap[--sim->heap_len];
+  uint32_t i = 0;
+  for (;;) {
+    uint32_t l = 2 * i + 1, r = l + 1, m = i;
+    const event_t *best = &last;
+    if (l < sim->heap_len && before(&sim->heap[l], best)) { m = l; best = &sim->heap[l]; }
+    if (r < sim->heap_len && before(&sim->heap[r], best)) { m = r; }
+    if (m == i) break;
+    sim->heap[i] = sim->heap[m];
+    i = m;
+  }
+  if (sim->heap_len > 0) sim->heap[i] = last;
+  return top;
+}
+
+/* ---- the runtime the nodes see ---- */
+
+static int64_t local_now(syn_sim_t *sim, uint32_t node) {
+  int64_t rate = sim->skew_rate_ppm[node];
+  return sim->skew_offset_ns[node] + sim->now_ns + (int64_t)((double)sim->now_ns * (double)rate / 1e6);
+}
+
+static int64_t rt_now(void *ctx, const syn_node_t *n) { return local_now(ctx, n->id); }
+
+static int schedule_frame(syn_sim_t *sim, uint32_t from, uint32_t to, const uint8_t *frame,
+                          size_t len, int64_t at_ns) {
+  uint8_t *copy = malloc(len);
+  if (copy == NULL) return -SYN_ENOMEM;
+  memcpy(copy, frame, len);
+  event_t e = { .at_ns = at_ns, .kind = EV_FRAME, .node = to, .from = from, .data = copy, .len = (uint32_t)len };
+  return push(sim, e);
+}
+
+static void rt_send(void *ctx, syn_node_t *from, uint32_t to, const uint8_t *frame, size_t len,
+                    int64_t extra_delay_ns) {
+  syn_sim_t *sim = ctx;
+  uint32_t f = from->id;
+  sim->stats.frames_sent++;
+  if (sim->blocked[(size_t)f * sim->n + to]) { sim->stats.frames_blocked++; return; }
+  const syn_link_t *link = syn_sim_link(sim, f, to);
+  if (link->loss > 0 && syn_prng_unit(&sim->prng) < link->loss) { sim->stats.frames_lost++; return; }
+  int copies = 1;
+  if (link->duplicate > 0 && syn_prng_unit(&sim->prng) < link->duplicate) {
+    copies = 2;
+    sim->stats.frames_duplicated++;
+  }
+  for (int c = 0; c < copies; c++) {
+    int64_t at = sim->now_ns + (extra_delay_ns > 0 ? extra_delay_ns : 0) + syn_dist_sample(&link->latency, &sim->prng);
+    int64_t *last = &sim->fifo_at[(size_t)f * sim->n + to];
+    if (link->fifo) {
+      if (at < *last) at = *last;
+      *last = at;
+    }
+    if (schedule_frame(sim, f, to, frame, len, at) != 0) sim->stats.frames_lost++;
+  }
+}
+
+static void rt_timer(void *ctx, syn_node_t *n, uint32_t timer, uint64_t gen, int64_t after_ns) {
+  syn_sim_t *sim = ctx;
+  if (after_ns < 0) return;   /* cancelled: the stale event is ignored by its generation */
+  int64_t rate = sim->skew_rate_ppm[n->id];
+  int64_t real_ns = (int64_t)((double)after_ns * 1e6 / (1e6 + (double)rate));
+  event_t e = { .at_ns = sim->now_ns + real_ns, .kind = EV_TIMER, .node = n->id, .from = timer, .x = gen };
+  int rc = push(sim, e);
+  SYN_ASSERT(rc == 0);
+}
+
+static void rt_deliver(void *ctx, syn_node_t *n, uint64_t seq, uint32_t origin, uint64_t ts,
+                       const uint8_t *value, size_t len) {
+  syn_sim_t *sim = ctx;
+  uint8_t rec[24];
+  syn_put_u32(rec, n->id); syn_put_u64(rec + 4, seq); syn_put_u32(rec + 12, origin); syn_put_u64(rec + 16, ts);
+  trace_fold(sim, rec, sizeof rec);
+  trace_fold(sim, value, len);
+  int rc = syn_history_deliver(&sim->history, n->id, seq, origin, ts, sim->now_ns, value, len);
+  if (rc) SYN_LOG_WARN("sim: history of node %u not recorded: %s", n->id, syn_strerror(rc));
+  if (sim->cfg.on_deliver) sim->cfg.on_deliver(sim->cfg.cb_ctx, sim, n->id, seq);
+}
+
+static void rt_trace(void *ctx, syn_node_t *n, const char *note, size_t len) {
+  syn_sim_t *sim = ctx;
+  if (sim->record) fprintf(sim->record, "{\"t\":%lld,\"ev\":\"note\",\"node\":%u,\"note\":\"%.*s\"}\n",
+                           (long long)sim->now_ns, n->id, (int)len, note);
+}
+
+/* ---- life cycle ---- */
+
+int syn_sim_new(syn_sim_t **out, const syn_sim_config_t *cfg) {
+  if (cfg->n == 0 || cfg->n > SYN_MAX_NODES || cfg->proto == NULL) return -SYN_EINVAL;
+  int rc = syn_crypto_init();
+  if (rc) return rc;
+  syn_sim_t *sim = calloc(1, sizeof *sim);
+  if (sim == NULL) return -SYN_ENOMEM;
+  sim->cfg = *cfg;
+  uint32_t n = sim->n = cfg->n;
+  syn_prng_seed(&sim->prng, cfg->seed);
+  crypto_generichash_init(&sim->trace, NULL, 0, 32);
+  sim->rt = (syn_runtime_t){ .ctx = sim, .send = rt_send, .timer = rt_timer, .deliver = rt_deliver,
+                             .trace = rt_trace, .now = rt_now };
+  sim->nodes = calloc(n, sizeof *sim->nodes);
+  sim->ids = calloc(n, sizeof *sim->ids);
+  sim->links = calloc((size_t)n * n, sizeof *sim->links);
+  sim->blocked = calloc((size_t)n * n, sizeof *sim->blocked);
+  sim->fifo_at = calloc((size_t)n * n, sizeof *sim->fifo_at);
+  sim->skew_offset_ns = calloc(n, sizeof *sim->skew_offset_ns);
+  sim->skew_rate_ppm = calloc(n, sizeof *sim->skew_rate_ppm);
+  if (!sim->nodes || !sim->ids || !sim->links || !sim->blocked || !sim->fifo_at ||
+      !sim->skew_offset_ns || !sim->skew_rate_ppm) { rc = -SYN_ENOMEM; goto fail; }
+  if ((rc = syn_fx_new(&sim->fx)) != 0) goto fail;
+  if ((rc = syn_history_init(&sim->history, n)) != 0) goto fail;
+  sim->ring.n = n;
+  for (uint32_t i = 0; i < n; i++) {
+    syn_identity_derive(&sim->ids[i], i, cfg->seed);
+    memcpy(sim->ring.pk[i], sim->ids[i].pk, SYN_PK_BYTES);
+  }
+  syn_proto_cfg_t pcfg = cfg->cfg;
+  pcfg.ring = cfg->crypto ? &sim->ring : NULL;
+  for (uint32_t i = 0; i < n; i++) {
+    rc = syn_node_new(&sim->nodes[i], cfg->proto, &pcfg, i, n, &sim->ids[i], cfg->crypto, &sim->rt, &sim->fx);
+    if (rc) goto fail;
+  }
+  for (uint32_t i = 0; i < n; i++) syn_node_start(sim->nodes[i]);
+  *out = sim;
+  return 0;
+fail:
+  syn_sim_free(sim);
+  return rc;
+}
+
+void syn_sim_free(syn_sim_t *sim) {
+  if (sim == NULL) return;
+  for (uint32_t i = 0; i < sim->heap_len; i++) free(sim->heap[i].data);
+  free(sim->heap);
+  if (sim->nodes) for (uint32_t i = 0; i < sim->n; i++) syn_node_free(sim->nodes[i]);
+  free(sim->nodes);
+  if (sim->ids) sodium_memzero(sim->ids, sim->n * sizeof *sim->ids);
+  free(sim->ids);
+  if (sim->links) for (size_t i = 0; i < (size_t)sim->n * sim->n; i++) free(sim->links[i]);
+  free(sim->links);
+  free(sim->blocked);
+  free(sim->fifo_at);
+  free(sim->skew_offset_ns);
+  free(sim->skew_rate_ppm);
+  syn_fx_free(&sim->fx);
+  syn_history_free(&sim->history);
+  free(sim);
+}
+
+int64_t syn_sim_now(const syn_sim_t *sim) { return sim->now_ns; }
+uint32_t syn_sim_n(const syn_sim_t *sim) { return sim->n; }
+syn_node_t *syn_sim_node(syn_sim_t *sim, uint32_t id) { return id < sim->n ? sim->nodes[id] : NULL; }
+syn_prng_t *syn_sim_prng(syn_sim_t *sim) { return &sim->prng; }
+syn_history_t *syn_sim_history(syn_sim_t *sim) { return &sim->history; }
+const syn_sim_stats_t *syn_sim_stats(const syn_sim_t *sim) { return &sim->stats; }
+const syn_keyring_t *syn_sim_ring(const syn_sim_t *sim) { return &sim->ring; }
+bool syn_sim_idle(const syn_sim_t *sim) { return sim->heap_len == 0; }
+void syn_sim_halt(syn_sim_t *sim) { sim->halt = true; }
+
+int syn_sim_at(syn_sim_t *sim, int64_t at_ns, uint64_t id) {
+  if (at_ns < sim->now_ns) return -SYN_EINVAL;
+  event_t e = { .at_ns = at_ns, .kind = EV_CALLBACK, .x = id };
+  return push(sim, e);
+}
+
+int syn_sim_submit(syn_sim_t *sim, uint32_t node, const uint8_t *op, size_t len) {
+  if (node >= sim->n) return -SYN_EINVAL;
+  if (len > SYN_MAX_OP_BYTES) return -SYN_ETOOBIG;
+  uint8_t *copy = malloc(len ? len : 1);
+  if (copy == NULL) return -SYN_ENOMEM;
+  memcpy(copy, op, len);
+  int rc = syn_history_submit(&sim->history, node, sim->now_ns, op, len);
+  if (rc) { free(copy); return rc; }
+  event_t e = { .at_ns = sim->now_ns, .kind = EV_REQUEST, .node = node, .data = copy, .len = (uint32_t)len };
+  return push(sim, e);
+}
+
+static void process(syn_sim_t *sim, event_t *e) {
+  sim->stats.events++;
+  trace_event(sim, e);
+  if (sim->record) record_event(sim, e);
+  syn_node_t *node = e->kind == EV_CALLBACK ? NULL : sim->nodes[e->node];
+  switch (e->kind) {
+  case EV_FRAME:
+    if (!node->up) { sim->stats.frames_to_down_node++; node->c.down_drops++; break; }
+    sim->stats.frames_delivered++;
+    syn_node_receive(node, e->data, e->len);
+    break;
+  case EV_TIMER:
+    sim->stats.timers_fired++;
+    syn_node_timer_fired(node, e->from, e->x);
+    break;
+  case EV_REQUEST:
+    syn_node_request(node, e->data, e->len);
+    break;
+  case EV_CALLBACK:
+    sim->stats.callbacks++;
+    if (sim->cfg.on_callback) sim->cfg.on_callback(sim->cfg.cb_ctx, sim, e->x);
+    break;
+  }
+  free(e->data);
+}
+
+uint64_t syn_sim_run(syn_sim_t *sim, int64_t until_ns, uint64_t max_events) {
+  uint64_t done = 0;
+  sim->halt = false;
+  while (sim->heap_len > 0 && done < max_events && !sim->halt) {
+    if (sim->heap[0].at_ns > until_ns) break;
+    event_t e = pop(sim);
+    sim->now_ns = e.at_ns;
+    process(sim, &e);
+    done++;
+  }
+  if (!sim->halt && (sim->heap_len == 0 || sim->heap[0].at_ns > until_ns)) {
+    if (until_ns > sim->now_ns && until_ns != INT64_MAX) sim->now_ns = until_ns;
+  }
+  return done;
+}
+
+/* ---- network and faults ---- */
+
+void syn_sim_set_link(syn_sim_t *sim, uint32_t from, uint32_t to, const syn_link_t *link) {
+  SYN_ASSERT(from < sim->n && to < sim->n);
+  syn_link_t **slot = &sim->links[(size_t)from * sim->n + to];
+  if (*slot == NULL) *slot = malloc(sizeof **slot);
+  if (*slot) **slot = *link;
+}
+
+const syn_link_t *syn_sim_link(const syn_sim_t *sim, uint32_t from, uint32_t to) {
+  const syn_link_t *l = sim->links[(size_t)from * sim->n + to];
+  return l ? l : &sim->cfg.link;
+}
+
+void syn_sim_block(syn_sim_t *sim, uint32_t from, uint32_t to, bool blocked) {
+  SYN_ASSERT(from < sim->n && to < sim->n);
+  sim->blocked[(size_t)from * sim->n + to] = blocked;
+}
+
+bool syn_sim_blocked(const syn_sim_t *sim, uint32_t from, uint32_t to) {
+  return sim->blocked[(size_t)from * sim->n + to];
+}
+
+void syn_sim_heal(syn_sim_t *sim) { memset(sim->blocked, 0, (size_t)sim->n * sim->n * sizeof *sim->blocked); }
+
+void syn_sim_crash(syn_sim_t *sim, uint32_t node) {
+  SYN_ASSERT(node < sim->n);
+  syn_node_t *n = sim->nodes[node];
+  n->up = false;
+  /* A crashed process loses its timers; generations make the queued ones stale. */
+  for (uint32_t t = 0; t < SYN_MAX_TIMERS; t++) { n->timer_armed[t] = false; n->timer_gen[t]++; }
+}
+
+int syn_sim_restart(syn_sim_t *sim, uint32_t node, bool durable) {
+  SYN_ASSERT(node < sim->n);
+  syn_node_t *n = sim->nodes[node];
+  if (n->up) return -SYN_ESTATE;
+  if (!durable) {
+    int rc = syn_node_reset(n);
+    if (rc) return rc;
+    syn_history_reset_node(&sim->history, node);
+  }
+  n->up = true;
+  syn_node_start(n);
+  return 0;
+}
+
+void syn_sim_skew(syn_sim_t *sim, uint32_t node, int64_t offset_ns, int64_t rate_ppm) {
+  SYN_ASSERT(node < sim->n);
+  sim->skew_offset_ns[node] = offset_ns;
+  sim->skew_rate_ppm[node] = rate_ppm;
+}

@@ -1,0 +1,60 @@
+-- bench — what `make bench` prints: simulator speed (frames delivered per
+-- CPU second, TOM, crypto on and off), Ed25519 sign/verify per second and
+-- wire encode/decode per second. Runs under stock lua5.4 with synod.so
+-- (not in the sandbox: it reads the CPU clock). Figures, never assertions.
+--   lua5.4 scripts/bench.lua [--quick] [--json]
+local synod = require "synod"
+local words = require "workloads.words"
+
+local quick, as_json = false, false
+for _, a in ipairs(arg or {}) do
+  if a == "--quick" then quick = true elseif a == "--json" then as_json = true end
+end
+
+local results = {}
+local function row(name, value, unit, note)
+  results[#results + 1] = { name = name, value = value, unit = unit, note = note }
+  if not as_json then print(("%-44s %14.0f %-12s %s"):format(name, value, unit, note or "")) end
+end
+
+local function sim_bench(n, count, crypto)
+  local sim = synod.sim { seed = 1, latency = synod.dist.uniform("1ms", "5ms"), crypto = crypto }
+  local nodes = sim:cluster { protocol = "tom", n = n }
+  local load = words.start(sim, nodes, { count = count, mean = "2ms" })
+  local t0 = os.clock()
+  sim:run { stop = function() return load.done() and nodes:min_delivered() >= count end, timeout = "1h", check_every = "100ms" }
+  local cpu = os.clock() - t0
+  local s = sim:stats()
+  assert(nodes:min_delivered() >= count, "bench run did not finish")
+  return s.frames_delivered / cpu, s.events / cpu, count * n / cpu
+end
+
+if not as_json then
+  print(("synod %s bench%s — one core, CPU time"):format(synod.version, quick and " (quick)" or ""))
+  print(("%-44s %14s %-12s %s"):format("measure", "rate", "unit", "notes"))
+end
+
+local count = quick and 2000 or 20000
+for _, crypto in ipairs({ "none", "ed25519" }) do
+  local c = crypto == "none" and count or count // 10
+  local frames, events, delivered = sim_bench(5, c, crypto)
+  row("sim TOM n=5 crypto=" .. crypto .. ": frame deliveries", frames, "frames/s", ("%d words"):format(c))
+  row("sim TOM n=5 crypto=" .. crypto .. ": events", events, "events/s")
+  row("sim TOM n=5 crypto=" .. crypto .. ": words delivered", delivered, "deliveries/s")
+end
+
+local iters = quick and 2000 or 20000
+local c = synod.bench_crypto(iters)
+row("Ed25519 sign (frame, domain-separated)", c.sign, "ops/s")
+row("Ed25519 verify", c.verify, "ops/s")
+local w = synod.bench_wire(iters * 10)
+row("wire encode (frame)", w.encode, "ops/s")
+row("wire decode (frame)", w.decode, "ops/s")
+
+if as_json then
+  local parts = {}
+  for _, r in ipairs(results) do
+    parts[#parts + 1] = ('{"name":"%s","value":%.0f,"unit":"%s"}'):format(r.name, r.value, r.unit)
+  end
+  print("[" .. table.concat(parts, ",") .. "]")
+end

@@ -1,0 +1,114 @@
+-- report — the summary every scenario ends with: one table a person reads at
+-- a glance (per node: role, delivered, rejected by reason, evidence), the
+-- verdict of each checker, and, as the very last line,
+--   verdict: ok seed=N trace=<hex>      or      verdict: FAIL seed=N trace=<hex> (...)
+-- With `-- --json` on the command line it also prints the same facts as one
+-- JSON object (a line starting with "json: ") before the verdict line.
+local synod = require "synod"
+
+local M = {}
+
+local function json(v)
+  local t = type(v)
+  if t == "table" then
+    if #v > 0 or next(v) == nil then
+      local parts = {}
+      for i = 1, #v do parts[i] = json(v[i]) end
+      return "[" .. table.concat(parts, ",") .. "]"
+    end
+    local keys = {}
+    for k in pairs(v) do keys[#keys + 1] = tostring(k) end
+    table.sort(keys)
+    local parts = {}
+    for _, k in ipairs(keys) do parts[#parts + 1] = json(k) .. ":" .. json(v[k]) end
+    return "{" .. table.concat(parts, ",") .. "}"
+  elseif t == "string" then
+    return '"' .. v:gsub('[%c"\\]', function(c)
+      return ({ ['"'] = '\\"', ["\\"] = "\\\\", ["\n"] = "\\n", ["\t"] = "\\t" })[c]
+        or ("\\u%04x"):format(c:byte())
+    end) .. '"'
+  elseif t == "number" or t == "boolean" then
+    return tostring(v)
+  end
+  return "null"
+end
+M.json = json
+
+local function reasons(map)
+  local keys = {}
+  for k in pairs(map) do keys[#keys + 1] = k end
+  table.sort(keys)
+  local parts = {}
+  for _, k in ipairs(keys) do parts[#parts + 1] = ("%s=%d"):format(k, map[k]) end
+  return #parts > 0 and table.concat(parts, " ") or "-"
+end
+
+-- Per-node facts as a table (also what the JSON carries).
+function M.nodes(nodes)
+  local rows = {}
+  for i = 1, nodes.n do
+    local node = nodes[i]
+    local c = node:counters()
+    local accused = {}
+    for _, e in ipairs(node:evidence()) do accused[e.against] = (accused[e.against] or 0) + 1 end
+    rows[i] = {
+      id = node.id, honest = node:is_honest(), up = node:is_up(),
+      delivered = node:delivered(), sent = c.sent, received = c.received,
+      rejected = c.rejected, dropped = c.dropped, evidence_against = accused,
+    }
+  end
+  return rows
+end
+
+local function accused_text(map)
+  local parts = {}
+  for id, count in pairs(map) do parts[#parts + 1] = ("node %d ×%d"):format(id, count) end
+  table.sort(parts)
+  return #parts > 0 and table.concat(parts, ", ") or "-"
+end
+
+-- Prints the summary of one run and returns its rows.
+function M.print_run(title, sim, nodes, verdict)
+  local stats = sim:stats()
+  print(("== %s — %d nodes, %s virtual, %d events, %d frames"):format(
+    title, nodes.n, synod.format_time(stats.now), stats.events, stats.frames_sent))
+  print(("%-5s %-10s %9s  %-34s %s"):format("node", "role", "delivered", "rejected", "evidence against"))
+  local rows = M.nodes(nodes)
+  for _, r in ipairs(rows) do
+    local role = (r.honest and "honest" or "byzantine") .. (r.up and "" or ",down")
+    print(("%-5d %-10s %9d  %-34s %s"):format(r.id, role, r.delivered, reasons(r.rejected), accused_text(r.evidence_against)))
+  end
+  local parts = {}
+  for _, name in ipairs(verdict.order) do
+    parts[#parts + 1] = name .. (verdict.checks[name].ok and " ok" or " FAIL")
+  end
+  print("checks: " .. table.concat(parts, " · "))
+  if not verdict.ok then
+    for line in verdict:explain():gmatch("[^\n]+") do print("  ! " .. line) end
+  end
+  return rows
+end
+
+local function has_flag(flag)
+  for _, a in ipairs(synod.args or {}) do if a == flag then return true end end
+  return false
+end
+
+-- Ends a scenario: prints the JSON (with --json) and the verdict line, and
+-- returns the table `synod run` reads (.ok decides the exit code).
+--   result = { ok = bool, seed = N, trace = hex, reason = "…" (on failure), facts = {…} }
+function M.finish(result)
+  if has_flag("--json") then
+    print("json: " .. json({ ok = result.ok, seed = result.seed, trace = result.trace,
+                             reason = result.reason, facts = result.facts }))
+  end
+  if result.ok then
+    print(("verdict: ok seed=%d trace=%s"):format(result.seed, result.trace))
+  else
+    print(("verdict: FAIL seed=%d trace=%s (%s) — replay: synod run %s --seed %d"):format(
+      result.seed, result.trace, result.reason or "checks failed", result.script or "<scenario>", result.seed))
+  end
+  return result
+end
+
+return M
