@@ -72,7 +72,7 @@ asan: deps
 	  SYNOD_FUZZ_FRAMES=100000 $(BUSTED) --cpath='./build-asan/?.so' spec/wire_spec.lua spec/crypto_spec.lua
 
 soak: all
-	@SYNOD_SOAK=1 $(BUSTED) --tags=soak
+	@$(BUSTED) --tags=soak --exclude-tags=none
 
 clean:
 	rm -rf build build-asan synod synod.so

@@ -1050,8 +1050,10 @@ static int l_nodes_check(lua_State *L) {
       heal_at = synL_fieldtime(L, lt, "heal_at", heal_at, "check");
       bound = synL_fieldtime(L, lt, "bound", bound, "check");
     }
+    /* An idle simulation can never deliver anything more: judge every deadline. */
+    int64_t end_ns = syn_sim_idle(ls->sim) ? INT64_MAX : syn_sim_now(ls->sim);
     syn_verdict_t vd;
-    syn_check_liveness(h, heal_at, bound, syn_sim_now(ls->sim), &vd);
+    syn_check_liveness(h, heal_at, bound, end_ns, &vd);
     synL_push_verdict(L, &vd);
     lua_setfield(L, v + 1, "liveness");
     lua_pushliteral(L, "liveness");

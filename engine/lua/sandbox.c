@@ -57,7 +57,12 @@ int synL_pcall(lua_State *L, int nargs, int nresults, const char *what, int budg
 
 static int64_t to_time(lua_State *L, int idx, bool *ok) {
   *ok = true;
-  if (lua_isinteger(L, idx)) return lua_tointeger(L, idx);
+  if (lua_isinteger(L, idx)) {
+    lua_Integer v = lua_tointeger(L, idx);
+    if (v >= 0) return v;
+    *ok = false;
+    return 0;
+  }
   if (lua_type(L, idx) == LUA_TNUMBER) {
     lua_Number v = lua_tonumber(L, idx);
     if (v >= 0 && v < 9.2e18) return (int64_t)v;

@@ -203,6 +203,8 @@ typedef struct {
   uint16_t order[SYN_MAX_TOM_PENDING];     /* pool indexes sorted by (ts, origin), stable */
   uint16_t free_idx[SYN_MAX_TOM_PENDING];
   entry_t pool[SYN_MAX_TOM_PENDING];
+  uint32_t out_head, out_count;           /* the outbox: requests not yet multicast */
+  struct { uint8_t len; uint8_t word[SYN_MAX_TOM_WORD_BYTES]; } outbox[SYN_MAX_TOM_OUTBOX];
   uint32_t unacked_total;
   bool rtx_armed, pump_armed, pump_more;
   int64_t rtx_due_ns;
@@ -238,10 +240,10 @@ static uint64_t stable_of(const tom_t *s) {
   return m;
 }
 
-/* clock = max(clock, ts) + 1, saturating at CLOCK_MAX. */
+/* The clock passes a data ts we now hold: clock = max(clock, ts), never
+ * beyond CLOCK_MAX. (No + 1: our next send increments; see "clock".) */
 static void clock_witness(tom_t *s, uint64_t ts, syn_effects_t *fx) {
-  uint64_t c = max_u64(s->clock, ts);
-  s->clock = c >= CLOCK_MAX ? CLOCK_MAX : c + 1;
+  s->clock = min_u64(max_u64(s->clock, ts), CLOCK_MAX);
   if (s->clock == CLOCK_MAX && !s->exhausted_traced) {
     s->exhausted_traced = true;
     syn_fx_trace(fx, "tom: clock exhausted");
@@ -254,10 +256,10 @@ static uint64_t clamp_ts(const tom_t *s, uint64_t ts) {
   return min_u64(ts, sat_add(s->clock, s->max_drift));
 }
 
-/* A message from k was accepted in link order with this (clamped) ts. */
-static void observe(tom_t *s, uint32_t k, uint64_t ts, uint64_t stable, syn_effects_t *fx) {
+/* A message from k was accepted in link order with this (clamped) ts. Only
+ * data timestamps move the clock (clock_witness); see "clock" above. */
+static void observe(tom_t *s, uint32_t k, uint64_t ts, uint64_t stable) {
   peer_t *p = &s->peer[k];
-  clock_witness(s, ts, fx);
   p->last_ts = max_u64(p->last_ts, ts);
   p->rep = max_u64(p->rep, min_u64(stable, ts));
 }
@@ -460,13 +462,23 @@ static void on_message(tom_t *s, const syn_event_t *ev, syn_effects_t *fx) {
 
 /* ---- processing, in link order ---- */
 
-/* Whether a data/echo that is accepted now would find room for its echoes. */
-static bool echo_room(const tom_t *s, uint32_t origin) {
+/* Whether there is an echo slot toward every node but us and a and b. */
+static bool echo_room(const tom_t *s, uint32_t a, uint32_t b) {
   if (!s->echo) return true;
   for (uint32_t j = 0; j < s->n; j++) {
-    if (j != s->id && j != origin && !out_room(s, j)) return false;
+    if (j != s->id && j != a && j != b && !out_room(s, j)) return false;
   }
   return true;
+}
+
+/* Relays a data frame we now hold to every node but us and a and b (the
+ * origin and whoever gave it to us: they hold it). */
+static void echo_frame(tom_t *s, uint32_t a, uint32_t b, const uint8_t *frame, size_t flen,
+                       syn_effects_t *fx) {
+  if (!s->echo) return;
+  for (uint32_t j = 0; j < s->n; j++) {
+    if (j != s->id && j != a && j != b) send_seq(s, j, K_ECHO, frame, flen, fx);
+  }
 }
 
 static outcome_t stall(inmsg_t *in, uint32_t k, syn_effects_t *fx) {
@@ -500,36 +512,34 @@ static outcome_t process_data(tom_t *s, uint32_t k, inmsg_t *in, syn_effects_t *
   entry_t *held = find_key(s, k, ts);
   bool merge = held != NULL && direct == NULL;   /* we hold it from an echo */
   if (!merge && pending_full(s)) return stall(in, k, fx);
-  if (!echo_room(s, k)) return stall(in, k, fx);
+  if (!echo_room(s, k, k)) return stall(in, k, fx);
 
   p->last_data_ts = ts;
-  observe(s, k, ts, in->stable, fx);
-  if (merge) {
-    entry_t *same = find_version(s, k, ts, in->bytes, in->blen);
-    if (same != NULL) {
-      same->direct = true;
-    } else {
-      held->direct = true;
-      if (!held->conflicted) {
-        reject(k, SYN_TOM_R_EQUIVOCATION, fx);
-        evidence(k, SYN_TOM_R_EQUIVOCATION, ts, in->frame, in->flen, held->frame, held->flen, fx);
-        mark_conflicted(s, k, ts);
-      }
-    }
-  } else {
+  clock_witness(s, ts, fx);
+  observe(s, k, ts, in->stable);
+  if (!merge) {
     insert(s, k, ts, in->bytes, in->blen, in->frame, in->flen, true);
+    echo_frame(s, k, k, in->frame, in->flen, fx);
+    return DONE;
   }
-  /* Relay our direct version before anything else leaves. */
-  if (s->echo) {
-    for (uint32_t j = 0; j < s->n; j++) {
-      if (j != s->id && j != k) send_seq(s, j, K_ECHO, in->frame, in->flen, fx);
-    }
+  entry_t *same = find_version(s, k, ts, in->bytes, in->blen);
+  if (same != NULL) {            /* echoed already, when we first held it */
+    same->direct = true;
+    return DONE;
   }
+  held->direct = true;
+  if (!held->conflicted) {
+    reject(k, SYN_TOM_R_EQUIVOCATION, fx);
+    evidence(k, SYN_TOM_R_EQUIVOCATION, ts, in->frame, in->flen, held->frame, held->flen, fx);
+    mark_conflicted(s, k, ts);
+  }
+  /* Our direct version is one every node must see: relay it too. */
+  echo_frame(s, k, k, in->frame, in->flen, fx);
   return DONE;
 }
 
 static outcome_t process_echo(tom_t *s, uint32_t k, inmsg_t *in, syn_effects_t *fx) {
-  if (!s->echo) { observe(s, k, clamp_ts(s, in->ts), in->stable, fx); return DONE; }
+  if (!s->echo) { observe(s, k, clamp_ts(s, in->ts), in->stable); return DONE; }
   syn_frame_t f;
   syn_msg_t m;
   if (syn_wire_frame_decode(in->bytes, in->blen, &f, &m) != 0 || f.type != SYN_TOM_DATA ||
@@ -544,24 +554,26 @@ static outcome_t process_echo(tom_t *s, uint32_t k, inmsg_t *in, syn_effects_t *
   uint32_t x = f.sender;
   uint64_t ts = m.u[F_TS];
   const syn_bytes_t *w = &m.b[F_BYTES];
-  /* The relayer's clock passed the relayed ts when it accepted it. */
-  if (ts == 0 || ts >= in->ts || w->len > SYN_MAX_TOM_WORD_BYTES) {
+  /* The relayer's clock reached the relayed ts when it came to hold it. */
+  if (ts == 0 || ts > in->ts || w->len > SYN_MAX_TOM_WORD_BYTES) {
     reject(k, SYN_TOM_R_BAD_ECHO, fx);
     return DONE;
   }
   bool decided = s->decided && key_cmp(ts, x, s->dec_ts, s->dec_origin) <= 0;
-  if (!decided) {
-    entry_t *held = find_key(s, x, ts);
-    if (held == NULL) {
-      if (pending_full(s)) return stall(in, k, fx);
-      insert(s, x, ts, w->ptr, w->len, in->bytes, in->blen, false);
-    } else if (find_version(s, x, ts, w->ptr, w->len) == NULL && !held->conflicted) {
-      reject(x, SYN_TOM_R_EQUIVOCATION, fx);
-      evidence(x, SYN_TOM_R_EQUIVOCATION, ts, in->bytes, in->blen, held->frame, held->flen, fx);
-      mark_conflicted(s, x, ts);
-    }
+  entry_t *held = decided ? NULL : find_key(s, x, ts);
+  if (!decided && held == NULL && (pending_full(s) || !echo_room(s, x, k))) return stall(in, k, fx);
+  /* The clock reaches ts before our relay of it leaves (its ts must not be lower). */
+  clock_witness(s, ts, fx);
+  observe(s, k, clamp_ts(s, in->ts), in->stable);
+  if (decided) return DONE;
+  if (held == NULL) {
+    insert(s, x, ts, w->ptr, w->len, in->bytes, in->blen, false);
+    echo_frame(s, x, k, in->bytes, in->blen, fx);
+  } else if (find_version(s, x, ts, w->ptr, w->len) == NULL && !held->conflicted) {
+    reject(x, SYN_TOM_R_EQUIVOCATION, fx);
+    evidence(x, SYN_TOM_R_EQUIVOCATION, ts, in->bytes, in->blen, held->frame, held->flen, fx);
+    mark_conflicted(s, x, ts);
   }
-  observe(s, k, clamp_ts(s, in->ts), in->stable, fx);
   return DONE;
 }
 
@@ -569,7 +581,7 @@ static outcome_t process(tom_t *s, uint32_t k, inmsg_t *in, syn_effects_t *fx) {
   switch (in->kind) {
   case K_DATA: return process_data(s, k, in, fx);
   case K_ECHO: return process_echo(s, k, in, fx);
-  default: observe(s, k, clamp_ts(s, in->ts), in->stable, fx); return DONE;
+  default: observe(s, k, clamp_ts(s, in->ts), in->stable); return DONE;
   }
 }
 
@@ -701,15 +713,30 @@ static void on_request(tom_t *s, const syn_event_t *ev, syn_effects_t *fx) {
     return;
   }
   if (s->clock >= CLOCK_MAX) { reject(s->id, SYN_TOM_R_CLOCK_EXHAUSTED, fx); return; }
-  bool busy = s->npending >= SYN_MAX_TOM_PENDING / 2;
-  for (uint32_t k = 0; k < s->n; k++) {
-    if (k != s->id && s->peer[k].out_count >= SYN_MAX_TOM_UNACKED / 2) busy = true;
-  }
-  if (busy) { reject(s->id, SYN_TOM_R_BACKPRESSURE, fx); return; }
-  s->clock++;
-  insert(s, s->id, s->clock, ev->op, ev->op_len, NULL, 0, true);
-  for (uint32_t k = 0; k < s->n; k++) {
-    if (k != s->id) send_seq(s, k, K_DATA, ev->op, ev->op_len, fx);
+  if (s->out_count >= SYN_MAX_TOM_OUTBOX) { reject(s->id, SYN_TOM_R_BACKPRESSURE, fx); return; }
+  uint32_t at = (s->out_head + s->out_count++) % SYN_MAX_TOM_OUTBOX;
+  s->outbox[at].len = (uint8_t)ev->op_len;
+  if (ev->op_len) memcpy(s->outbox[at].word, ev->op, ev->op_len);
+}
+
+/* Multicasts waiting requests while every peer's queue is under half full
+ * (the other half is for echoes and acks) and the pending queue too. */
+static void drain_outbox(tom_t *s, syn_effects_t *fx) {
+  while (s->out_count > 0) {
+    if (s->npending >= SYN_MAX_TOM_PENDING / 2 || !room(s, fx, s->n + 1)) return;
+    for (uint32_t k = 0; k < s->n; k++) {
+      if (k != s->id && s->peer[k].out_count >= SYN_MAX_TOM_UNACKED / 2) return;
+    }
+    const uint8_t *w = s->outbox[s->out_head].word;
+    size_t len = s->outbox[s->out_head].len;
+    s->out_head = (s->out_head + 1) % SYN_MAX_TOM_OUTBOX;
+    s->out_count--;
+    if (s->clock >= CLOCK_MAX) { reject(s->id, SYN_TOM_R_CLOCK_EXHAUSTED, fx); continue; }
+    s->clock++;
+    insert(s, s->id, s->clock, w, len, NULL, 0, true);
+    for (uint32_t k = 0; k < s->n; k++) {
+      if (k != s->id) send_seq(s, k, K_DATA, w, len, fx);
+    }
   }
 }
 
@@ -760,6 +787,8 @@ static void tom_step(void *state, const syn_event_t *ev, syn_effects_t *fx) {
     break;
   }
   pump(s, fx);
+  drain_outbox(s, fx);
+  deliver_ready(s, fx);   /* n = 1: our own request is deliverable at once */
   announce(s, fx);
   arm_timers(s, fx);
 }
@@ -770,6 +799,7 @@ static void tom_status(const void *state, syn_status_fn fn, void *ctx) {
   fn(ctx, "delivered", (int64_t)s->delivered);
   fn(ctx, "pending", (int64_t)s->npending);
   fn(ctx, "unacked", (int64_t)s->unacked_total);
+  fn(ctx, "queued", (int64_t)s->out_count);
 }
 
 const syn_proto_t syn_tom_proto = {

@@ -13,6 +13,7 @@
 #define SYN_MAX_TOM_OOO         16     /* receive window (held ahead of a gap), per peer */
 #define SYN_MAX_TOM_RESEND      16     /* retransmitted per peer per retransmit firing */
 #define SYN_MAX_TOM_ECHO_BYTES  192    /* the signed data frame carried by an echo */
+#define SYN_MAX_TOM_OUTBOX      256    /* requests waiting for room to be multicast */
 
 /* Message types (protocol block 1). Fields, as Lua sees them:
  *   data {ts, stable, lseq, lack, word}   a multicast word
