@@ -147,7 +147,7 @@ static bool incomplete(lua_State *L, int status) {
 static int cmd_repl(void) {
   lua_State *L = new_state();
   bool tty = isatty(STDIN_FILENO);
-  if (tty) printf("synod %s — Lua %s.%s with `synod` loaded; Ctrl-D quits.\n", "0.1.0", LUA_VERSION_MAJOR, LUA_VERSION_MINOR);
+  if (tty) printf("synod %s — Lua %s.%s with `synod` loaded; Ctrl-D quits.\n", SYN_VERSION, LUA_VERSION_MAJOR, LUA_VERSION_MINOR);
   char *line;
   int status = 0;
   while ((line = readline(tty ? "synod> " : "")) != NULL) {
@@ -208,7 +208,7 @@ int main(int argc, char **argv) {
   const char *cmd = argv[i++];
   if (strcmp(cmd, "run") == 0) return cmd_run(argc - i, argv + i);
   if (strcmp(cmd, "keygen") == 0) return cmd_keygen(argc - i, argv + i);
-  if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) { printf("synod 0.1.0 (Lua %s.%s)\n", LUA_VERSION_MAJOR, LUA_VERSION_MINOR); return 0; }
+  if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) { printf("synod %s (Lua %s.%s)\n", SYN_VERSION, LUA_VERSION_MAJOR, LUA_VERSION_MINOR); return 0; }
   if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) { fputs(usage, stdout); return 0; }
   return fail_usage("unknown command '%s'", cmd);
 }

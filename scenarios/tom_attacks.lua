@@ -48,25 +48,28 @@ local function run(attack, defended)
 end
 
 print(("tom_attacks — seed %d, attacker node %d"):format(seed, ATTACKER))
-print(("%-12s %-9s %-8s %-22s %s"):format("attack", "defence", "checks", "attacker named by", "violations caught"))
-local all_ok, facts, hashes = true, {}, {}
+local all_ok, facts, hashes, lines = true, {}, {}, {}
 for _, attack in ipairs(attacks) do
   local on = run(attack, true)
   local off = run(attack, false)
+  report.print_run(attack.name .. ", defence on", on.sim, on.nodes, on.verdict)
+  report.print_run(attack.name .. ", defence off", off.sim, off.nodes, off.verdict)
+  print()
   local defended_ok = on.verdict.ok and on.named_by == on.honest and on.false_accusations == 0
   local exposed_ok = not off.verdict.ok
   all_ok = all_ok and defended_ok and exposed_ok
-  print(("%-12s %-9s %-8s %-22s %s"):format(attack.name, "on", on.verdict.ok and "ok" or "FAIL",
-    ("%d of %d honest"):format(on.named_by, on.honest), on.false_accusations > 0 and "FALSE ACCUSATION" or "-"))
-  print(("%-12s %-9s %-8s %-22s %s"):format("", "off", off.verdict.ok and "ok" or "FAIL", "-",
-    #off.failed > 0 and table.concat(off.failed, ", ") or "NONE (attack went unseen)"))
-  if not defended_ok then
-    report.print_run(attack.name .. " with its defence on", on.sim, on.nodes, on.verdict)
-  end
+  lines[#lines + 1] = ("%-12s %-9s %-8s %-22s %s"):format(attack.name, "on", on.verdict.ok and "ok" or "FAIL",
+    ("%d of %d honest"):format(on.named_by, on.honest), on.false_accusations > 0 and "FALSE ACCUSATION" or "-")
+  lines[#lines + 1] = ("%-12s %-9s %-8s %-22s %s"):format("", "off", off.verdict.ok and "ok" or "FAIL", "-",
+    #off.failed > 0 and table.concat(off.failed, ", ") or "NONE (attack went unseen)")
   facts[#facts + 1] = { attack = attack.name, defended_ok = defended_ok, exposed_ok = exposed_ok,
                         named_by = on.named_by, honest = on.honest, caught_by = off.failed }
   hashes[#hashes + 1] = on.sim:trace_hash() .. off.sim:trace_hash()
 end
+
+print("summary")
+print(("%-12s %-9s %-8s %-22s %s"):format("attack", "defence", "checks", "attacker named by", "violations caught"))
+for _, line in ipairs(lines) do print(line) end
 
 -- One trace hash for the whole scenario: the hash of every run's hash.
 local trace = synod.crypto.digest(table.concat(hashes))

@@ -12,7 +12,7 @@ local seed = synod.args.seed or 42
 local sim = synod.sim { seed = seed, latency = synod.dist.uniform("1ms", "20ms") }
 local nodes = sim:cluster { protocol = "tom", n = 5 }
 
-local load = words.start(sim, nodes, { count = 1000, mean = "25ms" })
+local load = words.start(sim, nodes, { count = 1000, rate = 40 })   -- words per second per node
 local reason = sim:run {
   stop = function() return load.done() and nodes:min_delivered() >= load.count end,
   timeout = "120s",

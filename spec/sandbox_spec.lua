@@ -38,16 +38,47 @@ describe("the sandbox", function()
     assert.truthy(err:find("module 'no.such.module' not found", 1, true))
   end)
 
-  it("draws math.random from the current simulation's seeded PRNG", function()
+  it("draws math.random from the running simulation's seeded PRNG, and only there", function()
     local function draws(seed)
-      return run(("local s = synod.sim { seed = %d }; s:cluster { protocol = 'tom', n = 2 }\n" ..
-                  "return { math.random(1000), math.random(1000), math.random(1000) }"):format(seed))
+      return run(([[
+        local s = synod.sim { seed = %d }
+        s:cluster { protocol = 'tom', n = 2 }
+        local got = {}
+        s:after(1, function() for i = 1, 3 do got[i] = math.random(1000) end end)
+        local other = synod.sim { seed = 999 }      -- a second sim must not change the draws
+        other:cluster { protocol = 'tom', n = 2 }
+        s:run()
+        return got]]):format(seed))
     end
     assert.same(draws(5), draws(5))
     assert.are_not.same(draws(5), draws(6))
-    local ok, err = pcall(run, "math.randomseed(1)")
+    local ok, err = pcall(run, "return math.random(10)")
+    assert.is_false(ok)
+    assert.truthy(err:find("elsewhere use sim:random()", 1, true))
+    ok, err = pcall(run, "math.randomseed(1)")
     assert.is_false(ok)
     assert.truthy(err:find("seed the simulation instead", 1, true))
+  end)
+
+  it("offers no way out through the synod module", function()
+    assert.is_nil(run("return synod.crypto.keygen"))
+    assert.is_nil(run("return synod.crypto.keypair"))
+    assert.is_nil(run("return synod.bench_wire"))
+    assert.is_nil(run("return synod.sandbox"))
+    assert.equal("function", run("return type(synod.crypto.digest)"))
+    for _, path in ipairs({ "/tmp/synod-escape.jsonl", "../escape.jsonl" }) do
+      local ok, err = pcall(run, ("synod.sim { trace = %q }"):format(path))
+      assert.is_false(ok)
+      assert.truthy(err:find("bad field 'trace' to 'sim'", 1, true))
+    end
+  end)
+
+  it("hides the host's string metatable", function()
+    assert.is_nil(run("return getmetatable('')"))
+    local before = string.upper
+    pcall(run, "getmetatable('').__index.upper = function() return 'pwned' end")
+    assert.equal(before, string.upper)
+    assert.equal("ABC", ("abc"):upper())
   end)
 end)
 
@@ -69,6 +100,36 @@ describe("the instruction budget", function()
     assert.equal(1, nodes[2]:delivered())
   end)
 
+  it("cannot be caught and ignored with pcall", function()
+    local sim = synod.sim { seed = 1, crypto = "none", hook_budget = 10000 }
+    local nodes = sim:cluster { protocol = "tom", n = 3 }
+    local spins = 0
+    nodes[1]:behave { on_send = function(_, msg)
+      pcall(function() while true do spins = spins + 1 end end)
+      for _ = 1, 1e7 do spins = spins + 1 end      -- would run on if the budget were spent
+      return msg
+    end }
+    sim:submit("x", 0)
+    sim:run { timeout = "1s" }
+    assert.is_true(nodes[1]:counters().hook_errors > 0)
+    assert.is_true(spins < 100000, "ran " .. spins .. " iterations past the budget")
+  end)
+
+  it("applies inside coroutines a sandboxed hook creates", function()
+    local fn = synod.sandbox.load([[
+      local sim = synod.sim { seed = 1, crypto = "none", hook_budget = 10000 }
+      local nodes = sim:cluster { protocol = "tom", n = 3 }
+      nodes[1]:behave { on_send = function(_, msg)
+        coroutine.wrap(function() while true do end end)()
+        return msg
+      end }
+      sim:submit("x", 0)
+      sim:run { timeout = "1s" }
+      return nodes[1]:counters().hook_errors
+    ]], "=coroutine")
+    assert.is_true(fn() > 0)
+  end)
+
   it("reports a hook's Lua error without unwinding the simulator", function()
     local sim = synod.sim { seed = 1, crypto = "none" }
     local nodes = sim:cluster { protocol = "tom", n = 3 }
@@ -76,6 +137,59 @@ describe("the instruction budget", function()
     sim:submit("x", 0)
     assert.has_no.errors(function() sim:run { timeout = "1s" } end)
     assert.is_true(nodes[2]:counters().hook_errors > 0)
+  end)
+end)
+
+describe("hooks cannot corrupt the simulator", function()
+  local level
+  setup(function() level = synod.log_level("off") end)
+  teardown(function() synod.log_level(level) end)
+
+  it("a behaviour table whose __index raises is a counted hook error", function()
+    local sim = synod.sim { seed = 1, crypto = "none" }
+    local nodes = sim:cluster { protocol = "tom", n = 3 }
+    nodes[1]:behave(setmetatable({ on_timer = function() end }, { __index = function() error("trap") end }))
+    sim:submit("x", 0)
+    assert.has_no.errors(function() sim:run { timeout = "1s" } end)
+    assert.equal("idle", (sim:run { timeout = "1s" }))            -- and the sim still runs
+  end)
+
+  it("refuses to close, restart or start another cluster from inside a hook or callback", function()
+    local sim = synod.sim { seed = 1, crypto = "none" }
+    local nodes = sim:cluster { protocol = "tom", n = 3 }
+    local errors = {}
+    nodes[1]:behave { on_send = function(node, msg)
+      for _, f in ipairs({ function() sim:close() end, function() nodes[2]:restart() end,
+                           function() synod.sim { seed = 2 }:cluster { protocol = "tom", n = 2 } end }) do
+        local ok, err = pcall(f)
+        errors[#errors + 1] = not ok and err or "no error"
+      end
+      return msg
+    end }
+    sim:after(0, function()
+      local ok, err = pcall(sim.close, sim)
+      errors[#errors + 1] = not ok and err or "no error"
+    end)
+    sim:submit("x", 0)
+    sim:run { timeout = "1s" }
+    nodes[1]:behave(nil)
+    assert.truthy(errors[1]:find("cannot close a running simulation", 1, true))
+    assert.truthy(#errors >= 4)
+    for _, e in ipairs(errors) do assert.are_not.equal("no error", e) end
+  end)
+
+  it("rejects a node of another simulation", function()
+    local a = synod.sim { seed = 1 }; local an = a:cluster { protocol = "tom", n = 2 }
+    local b = synod.sim { seed = 1 }; local bn = b:cluster { protocol = "tom", n = 8 }
+    assert.has_error(function() a:partition({ bn[8] }, { an[1] }) end)
+    assert.has_error(function() a:link(bn[5], an[1], { loss = 0.1 }) end)
+    assert.has_error(function() a:block(bn[1], an[2]) end)
+  end)
+
+  it("draws from the whole integer range without overflow", function()
+    local sim = synod.sim { seed = 1 }; sim:cluster { protocol = "tom", n = 1 }
+    assert.equal("number", type(sim:random(math.mininteger, math.maxinteger)))
+    assert.has_error(function() sim:random(5, 1) end)
   end)
 end)
 

@@ -141,7 +141,8 @@ int syn_time_parse(const char *text, int64_t *out_ns) {
   else if (strcmp(p, "h") == 0) unit = 3600ULL * SYN_NS_PER_S;
   else return -SYN_EPARSE;
   if (whole > (uint64_t)INT64_MAX / unit) return -SYN_ELIMIT;
-  uint64_t ns = whole * unit + (frac * unit) / frac_scale;
+  /* frac < frac_scale <= 1e9, so neither product below can overflow. */
+  uint64_t ns = whole * unit + (unit / frac_scale) * frac + ((unit % frac_scale) * frac) / frac_scale;
   if (ns > (uint64_t)INT64_MAX) return -SYN_ELIMIT;
   *out_ns = (int64_t)ns;
   return 0;

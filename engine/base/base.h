@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <stdbool.h>
 
+#define SYN_VERSION "0.1.0"
+
 /* ---- errors: functions return 0 or one of these, negated ---- */
 enum {
   SYN_EINVAL = 1,      /* an argument is not valid */

@@ -16,7 +16,7 @@
 #define DIST_MT  "synod.Dist"
 #define MSG_MT   "synod.Msg"
 #define NODES_MT "synod.Nodes"
-#define VERDICT_MT "synod.Verdict"
+#define CHECKS_MT "synod.Checks"   /* nodes:check()'s result; per-check verdicts are synod.Verdict */
 
 #define SYN_MAX_HOOK_INSTRUCTIONS 1000000   /* VM instructions per hook call */
 #define SYN_MAX_ERROR_BYTES       4096
@@ -35,7 +35,9 @@ typedef struct {
 struct lsim {
   syn_sim_t *sim;          /* NULL until cluster{} */
   syn_sim_config_t cfg;
-  lua_State *L;            /* the thread currently driving this sim */
+  lua_State *T;            /* the sim's own thread: every hook and callback runs here */
+  int thread_ref;          /* registry: anchors T */
+  int busy;                /* > 0 while a hook runs or sim:run is on the C stack */
   int cbs_ref;             /* registry: { [id] = function } */
   int nodes_ref;           /* registry: the nodes table */
   uint64_t next_cb;
@@ -59,14 +61,17 @@ static lsim_t *check_sim(lua_State *L, int arg) {
 static lsim_t *check_live_sim(lua_State *L, int arg) {
   lsim_t *ls = check_sim(L, arg);
   if (ls->sim == NULL) luaL_error(L, "simulation has no cluster yet (call sim:cluster{...} first)");
-  ls->L = L;
   return ls;
+}
+
+/* Raises when a step is under way: a hook may not start another one. */
+static void check_not_stepping(lua_State *L, const char *fname) {
+  if (syn_node_busy()) luaL_error(L, "'%s' cannot be called from inside a behaviour hook (schedule it with sim:after(0, fn))", fname);
 }
 
 static lnode_t *check_node(lua_State *L, int arg) {
   lnode_t *ln = luaL_checkudata(L, arg, NODE_MT);
   if (ln->ls == NULL || ln->ls->sim == NULL) luaL_error(L, "stale node handle: its simulation was closed");
-  ln->ls->L = L;
   return ln;
 }
 
@@ -76,6 +81,7 @@ static syn_node_t *node_of(lnode_t *ln) { return syn_sim_node(ln->ls->sim, ln->i
 static uint32_t check_node_id(lua_State *L, int arg, lsim_t *ls) {
   if (lua_isuserdata(L, arg)) {
     lnode_t *ln = luaL_checkudata(L, arg, NODE_MT);
+    if (ln->ls != ls) luaL_argerror(L, arg, "a node of another simulation");
     return ln->id;
   }
   lua_Integer id = luaL_checkinteger(L, arg);
@@ -264,163 +270,220 @@ static int l_msg(lua_State *L) {
   return 1;
 }
 
-/* ---- behaviour bridge ---- */
+/* ---- behaviour bridge ----
+ * Every hook runs on the simulation's own thread (ls->T) inside synL_pcall:
+ * the protected function below does all the Lua work — fetching the hook,
+ * building the message table, reading what it returned — so no Lua error
+ * can unwind through node/ or sim/. Only light userdata cross the boundary. */
 
-static int64_t msg_delay(lua_State *L, int t) { return synL_fieldtime(L, t, "delay", 0, "on_send"); }
+/* The simulation whose hooks or callbacks are running, for math.random. */
+static lsim_t *dispatching;
 
-/* Sends one result message (table at idx) from node. */
-static void emit_table(lua_State *L, int idx, syn_node_t *node, uint32_t default_to) {
-  idx = lua_absindex(L, idx);
-  lua_getfield(L, idx, "to");
-  lua_Integer to = luaL_optinteger(L, -1, default_to);
-  lua_pop(L, 1);
-  if (to < 0 || (uint64_t)to >= node->n) luaL_error(L, "message destination %d out of range", (int)to);
-  int64_t delay = msg_delay(L, idx);
-  syn_msg_t m;
-  check_msg(L, idx, node->proto->name, &m);
-  int rc = syn_node_emit(node, (uint32_t)to, &m, delay);
-  if (rc) luaL_error(L, "cannot send %s.%s: %s", m.def->proto, m.def->name, syn_strerror(rc));
+syn_prng_t *synL_current_prng(void) {
+  return dispatching && dispatching->sim ? syn_sim_prng(dispatching->sim) : NULL;
 }
 
-/* Protected body of on_send: (hook, node, msg, to, nodeptr) → emits results. */
-static int run_on_send(lua_State *L) {
-  syn_node_t *node = lua_touserdata(L, 5);
-  uint32_t to = (uint32_t)lua_tointeger(L, 4);
-  lua_settop(L, 4);
-  lua_call(L, 3, 1);
-  if (!lua_toboolean(L, -1)) { node->c.hook_drops++; return 0; }
-  luaL_checktype(L, -1, LUA_TTABLE);
-  lua_getfield(L, -1, "type");
-  bool single = !lua_isnil(L, -1);
-  lua_pop(L, 1);
-  if (single) { emit_table(L, -1, node, to); return 0; }
-  lua_Integer count = luaL_len(L, -1);
+/* Pushes hook `name` of b's behaviour (rawget: no metamethods), or returns false. */
+static bool get_hook(lua_State *T, lbehav_t *b, const char *name) {
+  if (b->ref == LUA_NOREF) return false;
+  lua_rawgeti(T, LUA_REGISTRYINDEX, b->ref);
+  lua_pushstring(T, name);
+  lua_rawget(T, -2);
+  lua_remove(T, -2);
+  if (lua_isfunction(T, -1)) return true;
+  lua_pop(T, 1);
+  return false;
+}
+
+/* Sends one result message (table at idx) from node. */
+static void emit_table(lua_State *T, int idx, syn_node_t *node, uint32_t default_to) {
+  idx = lua_absindex(T, idx);
+  if (!lua_istable(T, idx)) luaL_error(T, "on_send must return a message, a list of messages or nil (got %s)", luaL_typename(T, idx));
+  lua_getfield(T, idx, "to");
+  lua_Integer to = lua_isnil(T, -1) ? default_to : lua_tointeger(T, -1);
+  lua_pop(T, 1);
+  if (to < 0 || (uint64_t)to >= node->n) luaL_error(T, "message destination %d out of range", (int)to);
+  int64_t delay = synL_fieldtime(T, idx, "delay", 0, "on_send");
+  syn_msg_t m;
+  check_msg(T, idx, node->proto->name, &m);
+  int rc = syn_node_emit(node, (uint32_t)to, &m, delay);
+  if (rc) luaL_error(T, "cannot send %s.%s: %s", m.def->proto, m.def->name, syn_strerror(rc));
+}
+
+/* Protected: (lbehav, msg, to) → runs on_send and emits what it returns. */
+static int run_on_send(lua_State *T) {
+  lbehav_t *b = lua_touserdata(T, 1);
+  const syn_msg_t *m = lua_touserdata(T, 2);
+  uint32_t to = (uint32_t)lua_tointeger(T, 3);
+  syn_node_t *node = syn_sim_node(b->ls->sim, b->id);
+  lua_settop(T, 0);
+  if (!get_hook(T, b, "on_send")) {                 /* removed since: pass through */
+    int rc = syn_node_emit(node, to, m, 0);
+    if (rc) luaL_error(T, "cannot send: %s", syn_strerror(rc));
+    return 0;
+  }
+  push_node(T, b->ls, b->id);
+  push_msg(T, m);
+  lua_pushinteger(T, to);
+  lua_call(T, 3, 1);
+  if (!lua_toboolean(T, -1)) { node->c.hook_drops++; return 0; }
+  luaL_checktype(T, -1, LUA_TTABLE);
+  lua_getfield(T, -1, "type");
+  bool single = !lua_isnil(T, -1);
+  lua_pop(T, 1);
+  if (single) { emit_table(T, -1, node, to); return 0; }
+  lua_Integer count = luaL_len(T, -1);
   if (count == 0) node->c.hook_drops++;
   for (lua_Integer i = 1; i <= count; i++) {
-    lua_rawgeti(L, -1, i);
-    emit_table(L, -1, node, to);
-    lua_pop(L, 1);
+    lua_rawgeti(T, -1, i);
+    emit_table(T, -1, node, to);
+    lua_pop(T, 1);
   }
   return 0;
 }
 
-/* Looks up hook `name` of node's behaviour; pushes it or returns false. */
-static bool get_hook(lua_State *L, lbehav_t *b, const char *name) {
-  lua_rawgeti(L, LUA_REGISTRYINDEX, b->ref);
-  lua_getfield(L, -1, name);
-  lua_remove(L, -2);
-  if (lua_isfunction(L, -1)) return true;
-  lua_pop(L, 1);
-  return false;
-}
-
-/* Logs a behaviour's first few hook errors (all are counted in hook_errors). */
-static void hook_failed(lua_State *L, lbehav_t *b) {
-  if (++b->errors <= SYN_MAX_LOGGED_HOOK_ERRORS)
-    SYN_LOG_WARN("node %u: %s%s", b->id, lua_tostring(L, -1),
-                 b->errors == SYN_MAX_LOGGED_HOOK_ERRORS ? "\n(further hook errors of this node are only counted)" : "");
-}
-
-static int hook_on_send(void *ctx, syn_node_t *node, const syn_msg_t *m, uint32_t to) {
-  lbehav_t *b = ctx;
-  lua_State *L = b->ls->L;
-  int top = lua_gettop(L);
-  int rc = 0;
-  lua_pushcfunction(L, run_on_send);
-  if (!get_hook(L, b, "on_send")) {
-    lua_settop(L, top);
-    return syn_node_emit(node, to, m, 0) == 0 ? 0 : -1;
+/* Protected: (lbehav, msg, from) → runs on_receive; a kept message is
+ * encoded into the behaviour's scratch and its def returned as light userdata. */
+static int run_on_receive(lua_State *T) {
+  lbehav_t *b = lua_touserdata(T, 1);
+  const syn_msg_t *m = lua_touserdata(T, 2);
+  uint32_t from = (uint32_t)lua_tointeger(T, 3);
+  syn_node_t *node = syn_sim_node(b->ls->sim, b->id);
+  lua_settop(T, 0);
+  syn_msg_t kept = *m;
+  if (get_hook(T, b, "on_receive")) {
+    push_node(T, b->ls, b->id);
+    push_msg(T, m);
+    lua_pushinteger(T, from);
+    lua_call(T, 3, 1);
+    if (!lua_toboolean(T, -1)) { lua_pushboolean(T, 0); return 1; }
+    check_msg(T, -1, node->proto->name, &kept);
   }
-  push_node(L, b->ls, b->id);
-  push_msg(L, m);
-  lua_pushinteger(L, to);
-  lua_pushlightuserdata(L, node);
-  if (synL_pcall(L, 5, 0, "behaviour hook 'on_send'", b->ls->hook_budget) != LUA_OK) { hook_failed(L, b); rc = -1; }
-  lua_settop(L, top);
+  size_t len;
+  int rc = syn_wire_payload_size(&kept, &len);
+  if (rc == 0) { syn_buf_reset(&b->scratch); rc = syn_buf_reserve(&b->scratch, len ? len : 1); }
+  if (rc == 0) rc = syn_wire_encode_payload(&kept, b->scratch.data, b->scratch.cap, &len);
+  if (rc) luaL_error(T, "cannot encode the received message: %s", syn_strerror(rc));
+  b->scratch.len = len;
+  lua_pushlightuserdata(T, (void *)kept.def);
+  return 1;
+}
+
+/* Protected: (lbehav, timer) → on_timer's verdict: false swallows the firing. */
+static int run_on_timer(lua_State *T) {
+  lbehav_t *b = lua_touserdata(T, 1);
+  lua_Integer timer = lua_tointeger(T, 2);
+  lua_settop(T, 0);
+  if (!get_hook(T, b, "on_timer")) { lua_pushboolean(T, 1); return 1; }
+  push_node(T, b->ls, b->id);
+  lua_pushinteger(T, timer);
+  lua_call(T, 2, 1);
+  lua_pushboolean(T, !(lua_isboolean(T, -1) && !lua_toboolean(T, -1)));
+  return 1;
+}
+
+/* Runs a protected hook body on the sim's thread with the hook budget.
+ * Returns the Lua status; on success the nresults results are on T. */
+static int call_hook(lbehav_t *b, const char *what, int nresults) {
+  lsim_t *ls = b->ls;
+  lua_State *T = ls->T;
+  lsim_t *outer = dispatching;
+  dispatching = ls;
+  ls->busy++;
+  int rc = synL_pcall(T, lua_gettop(T) - 1, nresults, what, ls->hook_budget);
+  ls->busy--;
+  dispatching = outer;
+  if (rc != LUA_OK) {
+    if (++b->errors <= SYN_MAX_LOGGED_HOOK_ERRORS)
+      SYN_LOG_WARN("node %u: %s%s", b->id, lua_tostring(T, -1),
+                   b->errors == SYN_MAX_LOGGED_HOOK_ERRORS ? "\n(further hook errors of this node are only counted)" : "");
+    lua_settop(T, 0);
+  }
   return rc;
 }
 
-/* Protected body of on_receive: (hook, node, msg, from, behav) → encodes the
- * kept message into the behaviour's scratch. Returns 1 result: kept? */
-static int run_on_receive(lua_State *L) {
-  lbehav_t *b = lua_touserdata(L, 5);
-  lua_settop(L, 4);
-  lua_call(L, 3, 1);
-  if (!lua_toboolean(L, -1)) { lua_pushboolean(L, 0); return 1; }
-  syn_msg_t m;
-  check_msg(L, -1, syn_sim_node(b->ls->sim, b->id)->proto->name, &m);
-  size_t len;
-  int rc = syn_wire_payload_size(&m, &len);
-  if (rc == 0) { syn_buf_reset(&b->scratch); rc = syn_buf_reserve(&b->scratch, len); }
-  if (rc == 0) rc = syn_wire_encode_payload(&m, b->scratch.data, b->scratch.cap, &len);
-  if (rc) luaL_error(L, "cannot encode the rewritten message: %s", syn_strerror(rc));
-  b->scratch.len = len;
-  lua_pushlightuserdata(L, (void *)m.def);
-  return 1;
+static int hook_on_send(void *ctx, syn_node_t *node, const syn_msg_t *m, uint32_t to) {
+  (void)node;
+  lbehav_t *b = ctx;
+  lua_State *T = b->ls->T;
+  lua_settop(T, 0);
+  lua_pushcfunction(T, run_on_send);
+  lua_pushlightuserdata(T, b);
+  lua_pushlightuserdata(T, (void *)m);
+  lua_pushinteger(T, to);
+  int rc = call_hook(b, "behaviour hook 'on_send'", 0);
+  lua_settop(T, 0);
+  return rc == LUA_OK ? 0 : -1;
 }
 
 static int hook_on_receive(void *ctx, syn_node_t *node, const syn_msg_t *m, uint32_t from, syn_msg_t *out) {
   (void)node;
   lbehav_t *b = ctx;
-  lua_State *L = b->ls->L;
-  int top = lua_gettop(L);
-  int keep = 1;
-  lua_pushcfunction(L, run_on_receive);
-  if (!get_hook(L, b, "on_receive")) { lua_settop(L, top); *out = *m; return 1; }
-  push_node(L, b->ls, b->id);
-  push_msg(L, m);
-  lua_pushinteger(L, from);
-  lua_pushlightuserdata(L, b);
-  if (synL_pcall(L, 5, 1, "behaviour hook 'on_receive'", b->ls->hook_budget) != LUA_OK) {
-    hook_failed(L, b);
-    keep = -1;
-  } else if (lua_islightuserdata(L, -1)) {
-    const syn_msg_def_t *def = lua_touserdata(L, -1);
+  lua_State *T = b->ls->T;
+  lua_settop(T, 0);
+  lua_pushcfunction(T, run_on_receive);
+  lua_pushlightuserdata(T, b);
+  lua_pushlightuserdata(T, (void *)m);
+  lua_pushinteger(T, from);
+  if (call_hook(b, "behaviour hook 'on_receive'", 1) != LUA_OK) return -1;
+  int keep = 0;
+  if (lua_islightuserdata(T, -1)) {
+    const syn_msg_def_t *def = lua_touserdata(T, -1);
     keep = syn_wire_decode_payload(def, b->scratch.data, b->scratch.len, out) == 0 ? 1 : -1;
-  } else {
-    keep = 0;
   }
-  lua_settop(L, top);
+  lua_settop(T, 0);
   return keep;
 }
 
 static bool hook_on_timer(void *ctx, syn_node_t *node, uint32_t timer) {
   (void)node;
   lbehav_t *b = ctx;
-  lua_State *L = b->ls->L;
-  int top = lua_gettop(L);
+  lua_State *T = b->ls->T;
+  lua_settop(T, 0);
+  lua_pushcfunction(T, run_on_timer);
+  lua_pushlightuserdata(T, b);
+  lua_pushinteger(T, timer);
   bool fire = true;
-  if (!get_hook(L, b, "on_timer")) return true;
-  push_node(L, b->ls, b->id);
-  lua_pushinteger(L, timer);
-  if (synL_pcall(L, 2, 1, "behaviour hook 'on_timer'", b->ls->hook_budget) != LUA_OK) hook_failed(L, b);
-  else fire = !(lua_isboolean(L, -1) && !lua_toboolean(L, -1));
-  lua_settop(L, top);
+  if (call_hook(b, "behaviour hook 'on_timer'", 1) == LUA_OK) fire = lua_toboolean(T, -1);
+  lua_settop(T, 0);
   return fire;
 }
 
 static void hook_release(void *ctx) {
   lbehav_t *b = ctx;
-  if (b->ls->L && b->ref != LUA_NOREF) luaL_unref(b->ls->L, LUA_REGISTRYINDEX, b->ref);
+  if (b->ls->T && b->ref != LUA_NOREF) luaL_unref(b->ls->T, LUA_REGISTRYINDEX, b->ref);
   b->ref = LUA_NOREF;
 }
 
 /* ---- sim callbacks from C ---- */
 
+static int run_callback(lua_State *T) {
+  lsim_t *ls = lua_touserdata(T, 1);
+  lua_Integer id = lua_tointeger(T, 2);
+  lua_settop(T, 0);
+  lua_rawgeti(T, LUA_REGISTRYINDEX, ls->cbs_ref);
+  lua_rawgeti(T, -1, id);
+  lua_pushnil(T);
+  lua_rawseti(T, -3, id);
+  lua_call(T, 0, 0);
+  return 0;
+}
+
 static void on_callback(void *ctx, syn_sim_t *sim, uint64_t id) {
   lsim_t *ls = ctx;
-  lua_State *L = ls->L;
-  int top = lua_gettop(L);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, ls->cbs_ref);
-  lua_rawgeti(L, -1, (lua_Integer)id);
-  lua_pushnil(L);
-  lua_rawseti(L, -3, (lua_Integer)id);
-  lua_remove(L, -2);
-  if (synL_pcall(L, 0, 0, "scheduled function", 0) != LUA_OK) {
-    if (ls->error == NULL) ls->error = strdup(lua_tostring(L, -1));
+  lua_State *T = ls->T;
+  lua_settop(T, 0);
+  lua_pushcfunction(T, run_callback);
+  lua_pushlightuserdata(T, ls);
+  lua_pushinteger(T, (lua_Integer)id);
+  lsim_t *outer = dispatching;
+  dispatching = ls;
+  if (synL_pcall(T, 2, 0, "scheduled function", 0) != LUA_OK) {
+    if (ls->error == NULL) ls->error = strdup(lua_tostring(T, -1));
     syn_sim_halt(sim);
   }
-  lua_settop(L, top);
+  dispatching = outer;
+  lua_settop(T, 0);
 }
 
 /* ---- synod.sim{…} ---- */
@@ -430,9 +493,10 @@ static int l_sim_new(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   lsim_t *ls = lua_newuserdatauv(L, sizeof *ls, 1);
   memset(ls, 0, sizeof *ls);
-  ls->cbs_ref = ls->nodes_ref = LUA_NOREF;
+  ls->cbs_ref = ls->nodes_ref = ls->thread_ref = LUA_NOREF;
   luaL_setmetatable(L, SIM_MT);
-  ls->L = L;
+  ls->T = lua_newthread(L);
+  ls->thread_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_getfield(L, 1, "seed");
   if (!lua_isnil(L, -1) && !lua_isinteger(L, -1)) luaL_error(L, "bad field 'seed' to 'sim' (integer expected, got %s)", luaL_typename(L, -1));
   ls->cfg.seed = (uint64_t)luaL_optinteger(L, -1, 1);
@@ -456,8 +520,6 @@ static int l_sim_new(lua_State *L) {
   lua_pop(L, 1);
   lua_newtable(L);
   ls->cbs_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  lua_pushvalue(L, -1);
-  lua_setfield(L, LUA_REGISTRYINDEX, "synod.current_sim");
   return 1;
 }
 
@@ -477,12 +539,12 @@ static void sim_close(lua_State *L, lsim_t *ls) {
   ls->error = NULL;
   if (ls->cbs_ref != LUA_NOREF) { luaL_unref(L, LUA_REGISTRYINDEX, ls->cbs_ref); ls->cbs_ref = LUA_NOREF; }
   if (ls->nodes_ref != LUA_NOREF) { luaL_unref(L, LUA_REGISTRYINDEX, ls->nodes_ref); ls->nodes_ref = LUA_NOREF; }
+  if (ls->thread_ref != LUA_NOREF) { luaL_unref(L, LUA_REGISTRYINDEX, ls->thread_ref); ls->thread_ref = LUA_NOREF; }
 }
 
 static int l_sim_gc(lua_State *L) {
   lsim_t *ls = luaL_checkudata(L, 1, SIM_MT);
-  ls->L = L;
-  sim_close(L, ls);
+  if (ls->busy == 0) sim_close(L, ls);   /* a running sim is reachable from the C stack */
   return 0;
 }
 
@@ -491,6 +553,7 @@ static int l_sim_cluster(lua_State *L) {
   lsim_t *ls = check_sim(L, 1);
   luaL_checktype(L, 2, LUA_TTABLE);
   if (ls->sim) luaL_error(L, "this simulation already has a cluster");
+  check_not_stepping(L, "cluster");
   lua_getfield(L, 2, "protocol");
   const char *pname = luaL_optstring(L, -1, "tom");
   const syn_proto_t *proto = syn_proto_find(pname);
@@ -530,7 +593,6 @@ static int l_sim_cluster(lua_State *L) {
     ls->behav[i] = (lbehav_t){ .ls = ls, .id = i, .ref = LUA_NOREF };
     syn_buf_init(&ls->behav[i].scratch, SYN_MAX_PAYLOAD_BYTES);
   }
-  ls->L = L;
   int rc = syn_sim_new(&ls->sim, &ls->cfg);
   if (rc) luaL_error(L, "cannot create the simulation: %s", syn_strerror(rc));
   if (ls->record) syn_sim_record(ls->sim, ls->record);
@@ -612,6 +674,7 @@ static int l_sim_run(lua_State *L) {
   if (lua_isnoneornil(L, 2)) { lua_settop(L, 1); lua_newtable(L); }
   luaL_checktype(L, 2, LUA_TTABLE);
   if (ls->running) luaL_error(L, "sim:run called from inside a running simulation");
+  check_not_stepping(L, "run");
   int64_t timeout = synL_fieldtime(L, 2, "timeout", 60 * SYN_NS_PER_S, "run");
   int64_t every = synL_fieldtime(L, 2, "check_every", SYN_NS_PER_MS, "run");
   if (every <= 0) luaL_error(L, "bad field 'check_every' to 'run' (must be positive)");
@@ -628,7 +691,11 @@ static int l_sim_run(lua_State *L) {
   while (reason == NULL) {
     if (stop) {
       lua_pushvalue(L, stop);
-      if (synL_pcall(L, 0, 1, "stop function", 0) != LUA_OK) { ls->running = false; lua_error(L); }
+      lsim_t *outer = dispatching;
+      dispatching = ls;
+      int src = synL_pcall(L, 0, 1, "stop function", 0);
+      dispatching = outer;
+      if (src != LUA_OK) { ls->running = false; lua_error(L); }
       bool done = lua_toboolean(L, -1);
       lua_pop(L, 1);
       if (done) { reason = "stop"; break; }
@@ -637,7 +704,9 @@ static int l_sim_run(lua_State *L) {
     if (syn_sim_now(ls->sim) >= deadline || events >= max_events) { reason = "timeout"; break; }
     int64_t until = syn_sim_now(ls->sim) + every;
     if (until > deadline) until = deadline;
+    ls->busy++;
     events += syn_sim_run(ls->sim, until, max_events - events);
+    ls->busy--;
     if (ls->error) {
       ls->running = false;
       lua_pushstring(L, ls->error);
@@ -669,6 +738,7 @@ static int l_sim_stats(lua_State *L) {
 #define F(name) lua_pushinteger(L, (lua_Integer)s->name); lua_setfield(L, -2, #name);
   F(events) F(frames_sent) F(frames_delivered) F(frames_lost) F(frames_duplicated)
   F(frames_blocked) F(frames_to_down_node) F(timers_fired) F(callbacks)
+  F(requests_to_down_node) F(requests_unrecorded)
 #undef F
   lua_pushinteger(L, syn_sim_now(ls->sim));
   lua_setfield(L, -2, "now");
@@ -683,7 +753,9 @@ static int l_sim_random(lua_State *L) {
   lua_Integer lo = 1, hi = luaL_checkinteger(L, 2);
   if (!lua_isnoneornil(L, 3)) { lo = hi; hi = luaL_checkinteger(L, 3); }
   if (lo > hi) luaL_argerror(L, 2, "interval is empty");
-  lua_pushinteger(L, lo + (lua_Integer)syn_prng_below(p, (uint64_t)(hi - lo) + 1));
+  uint64_t span = (uint64_t)hi - (uint64_t)lo;   /* no signed overflow, even for the full range */
+  uint64_t r = span == UINT64_MAX ? syn_prng_u64(p) : syn_prng_below(p, span + 1);
+  lua_pushinteger(L, (lua_Integer)((uint64_t)lo + r));
   return 1;
 }
 
@@ -695,14 +767,21 @@ static int l_sim_sample(lua_State *L) {
   return 1;
 }
 
-/* Reads a list of node ids / nodes at stack index t into ids; returns count. */
+/* Reads a list of node ids / nodes at stack index t (argument t-1 of a
+ * method) into ids; returns the count. */
 static uint32_t read_group(lua_State *L, int t, lsim_t *ls, uint32_t *ids, const char *fname) {
-  luaL_checktype(L, t, LUA_TTABLE);
+  if (!lua_istable(L, t)) luaL_error(L, "bad argument #%d to '%s' (list of nodes expected, got %s)", t - 1, fname, luaL_typename(L, t));
   lua_Integer len = luaL_len(L, t);
-  if (len > SYN_MAX_NODES) luaL_error(L, "bad argument to '%s' (group too large)", fname);
+  if (len > SYN_MAX_NODES) luaL_error(L, "bad argument #%d to '%s' (group too large)", t - 1, fname);
   for (lua_Integer i = 1; i <= len; i++) {
     lua_rawgeti(L, t, i);
-    ids[i - 1] = check_node_id(L, lua_gettop(L), ls);
+    lnode_t *ln = luaL_testudata(L, -1, NODE_MT);
+    int ok;
+    lua_Integer id = ln ? (ln->ls == ls ? (lua_Integer)ln->id : -1) : lua_tointegerx(L, -1, &ok);
+    if (!ln && !ok) id = -1;
+    if (id < 0 || (uint64_t)id >= syn_sim_n(ls->sim))
+      luaL_error(L, "bad argument #%d to '%s' (entry %d is not a node of this simulation)", t - 1, fname, (int)i);
+    ids[i - 1] = (uint32_t)id;
     lua_pop(L, 1);
   }
   return (uint32_t)len;
@@ -713,8 +792,7 @@ static int l_sim_partition(lua_State *L) {
   lsim_t *ls = check_live_sim(L, 1);
   int groups = lua_gettop(L) - 1;
   if (groups < 2) luaL_error(L, "bad argument to 'partition' (at least two groups of nodes expected)");
-  int32_t *group_of = malloc(syn_sim_n(ls->sim) * sizeof *group_of);
-  if (group_of == NULL) luaL_error(L, "out of memory");
+  int32_t group_of[SYN_MAX_NODES];
   for (uint32_t i = 0; i < syn_sim_n(ls->sim); i++) group_of[i] = -1;
   uint32_t ids[SYN_MAX_NODES];
   for (int g = 0; g < groups; g++) {
@@ -724,7 +802,6 @@ static int l_sim_partition(lua_State *L) {
   for (uint32_t a = 0; a < syn_sim_n(ls->sim); a++)
     for (uint32_t b = 0; b < syn_sim_n(ls->sim); b++)
       if (group_of[a] >= 0 && group_of[b] >= 0 && group_of[a] != group_of[b]) syn_sim_block(ls->sim, a, b, true);
-  free(group_of);
   return 0;
 }
 
@@ -753,13 +830,13 @@ static int l_sim_link(lua_State *L) {
   luaL_checktype(L, 4, LUA_TTABLE);
   syn_link_t link = *syn_sim_link(ls->sim, a, b);
   read_link(L, 4, &link, "link");
-  syn_sim_set_link(ls->sim, a, b, &link);
+  if (syn_sim_set_link(ls->sim, a, b, &link) != 0) luaL_error(L, "out of memory");
   return 0;
 }
 
 static int l_sim_close(lua_State *L) {
   lsim_t *ls = check_sim(L, 1);
-  ls->L = L;
+  if (ls->busy || ls->running) luaL_error(L, "cannot close a running simulation (close it after sim:run returns)");
   sim_close(L, ls);
   return 0;
 }
@@ -807,9 +884,12 @@ static int l_node_crash(lua_State *L) {
 /* node:restart{ durable = true } */
 static int l_node_restart(lua_State *L) {
   lnode_t *ln = check_node(L, 1);
+  check_not_stepping(L, "restart");
   bool durable = true;
   if (!lua_isnoneornil(L, 2)) { luaL_checktype(L, 2, LUA_TTABLE); durable = field_bool(L, 2, "durable", true); }
+  ln->ls->busy++;
   int rc = syn_sim_restart(ln->ls->sim, ln->id, durable);
+  ln->ls->busy--;
   if (rc == -SYN_ESTATE) luaL_error(L, "node %d is not crashed", (int)ln->id);
   if (rc) luaL_error(L, "cannot restart node %d: %s", (int)ln->id, syn_strerror(rc));
   return 0;
@@ -846,8 +926,9 @@ static int l_node_behave(lua_State *L) {
   luaL_checktype(L, 2, LUA_TTABLE);
   static const char *const hooks[] = { "on_send", "on_receive", "on_timer", NULL };
   bool any = false;
-  for (int i = 0; hooks[i]; i++) {
-    lua_getfield(L, 2, hooks[i]);
+  for (int i = 0; hooks[i]; i++) {       /* raw: a behaviour's metamethods are never run from C */
+    lua_pushstring(L, hooks[i]);
+    lua_rawget(L, 2);
     if (!lua_isnil(L, -1) && !lua_isfunction(L, -1))
       luaL_error(L, "bad argument #1 to 'behave' (%s must be a function, got %s)", hooks[i], luaL_typename(L, -1));
     any |= lua_isfunction(L, -1);
@@ -1050,8 +1131,15 @@ static int l_nodes_check(lua_State *L) {
       heal_at = synL_fieldtime(L, lt, "heal_at", heal_at, "check");
       bound = synL_fieldtime(L, lt, "bound", bound, "check");
     }
-    /* An idle simulation can never deliver anything more: judge every deadline. */
-    int64_t end_ns = syn_sim_idle(ls->sim) ? INT64_MAX : syn_sim_now(ls->sim);
+    /* An idle simulation can never deliver anything more: judge every
+     * deadline, as if the run had gone on past the last one. */
+    int64_t end_ns = syn_sim_now(ls->sim);
+    if (syn_sim_idle(ls->sim)) {
+      for (uint32_t i = 0; i < h->nsubs; i++) {
+        int64_t from = h->subs[i].at_ns > heal_at ? h->subs[i].at_ns : heal_at;
+        if (from + bound > end_ns) end_ns = from + bound;
+      }
+    }
     syn_verdict_t vd;
     syn_check_liveness(h, heal_at, bound, end_ns, &vd);
     synL_push_verdict(L, &vd);
@@ -1067,7 +1155,7 @@ static int l_nodes_check(lua_State *L) {
   lua_setfield(L, v, "checks");
   lua_pushboolean(L, ok);
   lua_setfield(L, v, "ok");
-  luaL_setmetatable(L, VERDICT_MT);
+  luaL_setmetatable(L, CHECKS_MT);
   return 1;
 }
 
@@ -1160,7 +1248,7 @@ void synL_open_sim(lua_State *L) {
   lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
 
-  luaL_newmetatable(L, VERDICT_MT);
+  luaL_newmetatable(L, CHECKS_MT);
   lua_newtable(L);
   lua_pushcfunction(L, l_verdict_explain); lua_setfield(L, -2, "explain");
   lua_setfield(L, -2, "__index");

@@ -4,7 +4,6 @@
 #include "synl.h"
 #include "../crypto/crypto.h"
 
-#define SYN_VERSION "0.1.0"
 
 __attribute__((visibility("default"))) int luaopen_synod(lua_State *L) {
   if (syn_crypto_init() != 0) return luaL_error(L, "synod: libsodium failed to initialise");

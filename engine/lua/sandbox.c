@@ -30,9 +30,11 @@ static int traceback(lua_State *L) {
   return 1;
 }
 
+/* Once the budget is spent every further instruction fails, so a script
+ * cannot catch the error with pcall and carry on. */
 static void budget_hook(lua_State *L, lua_Debug *ar) {
   (void)ar;
-  lua_sethook(L, NULL, 0, 0);
+  lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1);
   luaL_error(L, "stopped after its instruction budget of %d instructions (a runaway loop?)", budget_left);
 }
 
@@ -179,21 +181,119 @@ static int l_data(lua_State *L) {
 
 static const char *const safe_globals[] = {
   "assert", "error", "ipairs", "next", "pairs", "pcall", "xpcall", "print", "select",
-  "tonumber", "tostring", "type", "setmetatable", "getmetatable", "rawequal", "rawget",
+  "tonumber", "tostring", "type", "setmetatable", "rawequal", "rawget",
   "rawset", "rawlen", "_VERSION", NULL
 };
 static const char *const safe_libs[] = { "string", "table", "utf8", "coroutine", "math", NULL };
 
-/* math.random inside the sandbox: the current simulation's PRNG. */
+/* math.random inside the sandbox: the PRNG of the simulation that is
+ * running this code (a hook, a callback or a stop function). */
 static int l_sandbox_random(lua_State *L) {
-  lua_getfield(L, LUA_REGISTRYINDEX, "synod.current_sim");
-  if (lua_isnil(L, -1))
-    return luaL_error(L, "math.random needs a simulation: randomness comes only from synod.sim{seed=...}");
-  lua_getfield(L, -1, "random");
+  syn_prng_t *p = synL_current_prng();
+  if (p == NULL)
+    return luaL_error(L, "math.random works only inside simulation hooks, callbacks and stop functions "
+                         "(randomness comes from the simulation's seed); elsewhere use sim:random()");
+  if (lua_isnoneornil(L, 1)) { lua_pushnumber(L, syn_prng_unit(p)); return 1; }
+  lua_Integer lo = 1, hi = luaL_checkinteger(L, 1);
+  if (!lua_isnoneornil(L, 2)) { lo = hi; hi = luaL_checkinteger(L, 2); }
+  luaL_argcheck(L, lo <= hi, lua_isnoneornil(L, 2) ? 1 : 2, "interval is empty");
+  uint64_t span = (uint64_t)hi - (uint64_t)lo;
+  uint64_t r = span == UINT64_MAX ? syn_prng_u64(p) : syn_prng_below(p, span + 1);
+  lua_pushinteger(L, (lua_Integer)((uint64_t)lo + r));
+  return 1;
+}
+
+/* getmetatable inside the sandbox: the string metatable is the host's own,
+ * shared with every other chunk, so scripts do not get to touch it. */
+static int l_sandbox_getmetatable(lua_State *L) {
+  luaL_checkany(L, 1);
+  if (lua_type(L, 1) == LUA_TSTRING || !lua_getmetatable(L, 1)) { lua_pushnil(L); return 1; }
+  lua_getfield(L, -1, "__metatable");         /* a protected metatable answers for itself */
+  if (lua_isnil(L, -1)) lua_pop(L, 1);
+  return 1;
+}
+
+/* coroutine.create / coroutine.wrap inside the sandbox: a new thread gets
+ * the creator's instruction budget hook, so a runaway loop inside a
+ * coroutine is stopped too. */
+static lua_State *budgeted_thread(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  lua_State *co = lua_newthread(L);
+  lua_pushvalue(L, 1);
+  lua_xmove(L, co, 1);
+  lua_Hook hook = lua_gethook(L);
+  if (hook) lua_sethook(co, hook, lua_gethookmask(L), lua_gethookcount(L));
+  return co;
+}
+
+static int l_sandbox_cocreate(lua_State *L) {
+  budgeted_thread(L);
+  return 1;
+}
+
+static int auxwrap(lua_State *L) {
+  lua_State *co = lua_tothread(L, lua_upvalueindex(1));
+  int narg = lua_gettop(L), nres;
+  luaL_checkstack(co, narg, "too many arguments to resume");
+  lua_xmove(L, co, narg);
+  int status = lua_resume(co, L, narg, &nres);
+  if (status == LUA_OK || status == LUA_YIELD) {
+    luaL_checkstack(L, nres + 1, "too many results to resume");
+    lua_xmove(co, L, nres);
+    return nres;
+  }
+  lua_xmove(co, L, 1);
+  return lua_error(L);
+}
+
+static int l_sandbox_cowrap(lua_State *L) {
+  budgeted_thread(L);
+  lua_pushcclosure(L, auxwrap, 1);
+  return 1;
+}
+
+/* synod.sim{…} inside the sandbox: a trace file only under the current
+ * folder (a relative path without ".."). Upvalue 1: the real synod.sim. */
+static int l_sandbox_sim(lua_State *L) {
+  if (lua_istable(L, 1)) {
+    lua_getfield(L, 1, "trace");
+    const char *path = lua_tostring(L, -1);
+    if (path && (path[0] == '/' || strstr(path, "..")))
+      return luaL_error(L, "bad field 'trace' to 'sim' (a relative path below the current folder expected, got '%s')", path);
+    lua_pop(L, 1);
+  }
+  lua_pushvalue(L, lua_upvalueindex(1));
   lua_insert(L, 1);
-  lua_insert(L, 2);
   lua_call(L, lua_gettop(L) - 1, 1);
   return 1;
+}
+
+/* The synod module as a script sees it: a copy without what reaches
+ * outside the simulation (key files, the wall clock, the CSPRNG, file
+ * loading, the sandbox itself). */
+static void push_sandboxed_module(lua_State *L) {
+  static const char *const withheld[] = { "sandbox", "bench_wire", "bench_crypto", "crypto", "log_level", NULL };
+  lua_getfield(L, LUA_REGISTRYINDEX, "synod.module");
+  int real = lua_gettop(L);
+  lua_newtable(L);
+  lua_pushnil(L);
+  while (lua_next(L, real)) {
+    bool keep = true;
+    for (int i = 0; withheld[i]; i++)
+      if (lua_type(L, -2) == LUA_TSTRING && strcmp(lua_tostring(L, -2), withheld[i]) == 0) keep = false;
+    if (keep) { lua_pushvalue(L, -2); lua_insert(L, -2); lua_rawset(L, -4); }
+    else lua_pop(L, 1);
+  }
+  lua_getfield(L, real, "crypto");              /* crypto: only the pure, deterministic parts */
+  lua_createtable(L, 0, 2);
+  lua_getfield(L, -2, "digest"); lua_setfield(L, -2, "digest");
+  lua_getfield(L, -2, "verify"); lua_setfield(L, -2, "verify");
+  lua_setfield(L, -3, "crypto");
+  lua_pop(L, 1);
+  lua_getfield(L, real, "sim");
+  lua_pushcclosure(L, l_sandbox_sim, 1);
+  lua_setfield(L, -2, "sim");
+  lua_remove(L, real);
 }
 
 static int l_sandbox_randomseed(lua_State *L) {
@@ -301,14 +401,19 @@ static int l_sandbox_env(lua_State *L) {
   lua_pushcfunction(L, l_sandbox_random); lua_setfield(L, -2, "random");
   lua_pushcfunction(L, l_sandbox_randomseed); lua_setfield(L, -2, "randomseed");
   lua_pop(L, 1);
-  lua_getfield(L, env, "string");       /* string.dump would hand out bytecode */
+  lua_getfield(L, env, "string");       /* bytecode is useless here (load is text-only), but keep it out */
   lua_pushnil(L); lua_setfield(L, -2, "dump");
   lua_pop(L, 1);
+  lua_getfield(L, env, "coroutine");
+  lua_pushcfunction(L, l_sandbox_cocreate); lua_setfield(L, -2, "create");
+  lua_pushcfunction(L, l_sandbox_cowrap); lua_setfield(L, -2, "wrap");
+  lua_pop(L, 1);
+  lua_pushcfunction(L, l_sandbox_getmetatable); lua_setfield(L, env, "getmetatable");
   lua_pushvalue(L, env); lua_setfield(L, env, "_G");
   lua_pushvalue(L, env);
   lua_pushcclosure(L, l_sandbox_load, 1);
   lua_setfield(L, env, "load");
-  lua_getfield(L, LUA_REGISTRYINDEX, "synod.module");
+  push_sandboxed_module(L);
   lua_setfield(L, env, "synod");
   /* require: scripts/ of the engine, then the script's own folder */
   lua_pushvalue(L, env);

@@ -26,6 +26,10 @@ void synL_open_sandbox(lua_State *L);  /* synod.sandbox, synod.data, synod.time 
  * VM instructions (the runaway-hook guard). */
 int synL_pcall(lua_State *L, int nargs, int nresults, const char *what, int budget);
 
+/* The PRNG of the simulation whose hook, callback or stop function is
+ * running, or NULL when none is (lua_sim.c). */
+syn_prng_t *synL_current_prng(void);
+
 /* A time argument: integer nanoseconds or a string like "5ms". */
 int64_t synL_checktime(lua_State *L, int arg);
 int64_t synL_opttime(lua_State *L, int arg, int64_t def);

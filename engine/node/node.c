@@ -58,6 +58,8 @@ int syn_node_reset(syn_node_t *node) {
   return node->proto->init(node->state, &node->cfg);
 }
 
+bool syn_node_busy(void) { return step_depth > 0; }
+
 const char *syn_node_reason(const syn_node_t *node, uint32_t r) {
   return r < node->proto->nreasons ? node->proto->reasons[r] : "?";
 }

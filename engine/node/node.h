@@ -110,6 +110,10 @@ void syn_node_emit_raw(syn_node_t *node, uint32_t to, const uint8_t *frame, size
 /* Installs (or, with NULL, removes) a behaviour; the previous one is released. */
 void syn_node_behave(syn_node_t *node, const syn_behavior_t *b);
 
+/* True while a protocol step (and the effects it emits) is under way: no
+ * other step may start until it ends. */
+bool syn_node_busy(void);
+
 /* The name of protocol reject reason r, or "?" */
 const char *syn_node_reason(const syn_node_t *node, uint32_t r);
 

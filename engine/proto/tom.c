@@ -2,88 +2,97 @@
  *
  * Owns: the Lamport clock, the pending queue ordered by (ts, origin), the
  * delivery rule, reliable FIFO links over a lossy, duplicating, reordering
- * network (per-link sequence numbers, cumulative acks, a bounded receive
- * window, bounded retransmission queues), the timestamp defences and the
- * echo defence against equivocation. Never: reads a clock (ev->now_ns only
- * stamps retransmissions), a socket, a file or a random number; never
- * allocates — all state is one tom_t of fixed size; never asserts on input
- * from the network: bad input is rejected with a reason and counted.
+ * network, the timestamp defences and the echo defence against
+ * equivocation. Never: reads a clock (ev->now_ns only stamps
+ * retransmissions), a socket, a file or a random number; never allocates —
+ * all state is one tom_t of fixed size (about 1.7 MB, sized by the
+ * SYN_MAX_TOM_* limits in tom.h); never asserts on network input: bad input
+ * is rejected with a reason and counted.
  *
  * ---- the classic algorithm ----
  * A request: clock += 1, ts = clock, hold (ts, self, word), send data to
- * every peer. A message with ts from k (in link order): clock = max(clock,
- * ts) + 1, last_ts[k] = max(last_ts[k], ts); data is held, ordered by
- * (ts, origin). The head is delivered once every peer k has shown a later
- * clock (last_ts[k] > head.ts): links are FIFO, so nothing with a smaller
- * ts can still come from k. Every node acknowledges what it holds ("ack"),
- * so each learns a later ts from each peer even when the cluster goes quiet.
+ * every peer. A message from k (in link order): last_ts[k] = max(last_ts[k],
+ * ts); a data is held, ordered by (ts, origin), and the clock passes its ts.
+ * The head is delivered once every peer k has shown a later ts (last_ts[k] >
+ * head.ts): links are FIFO, so nothing smaller can still come from k. Every
+ * node announces ("ack") a ts above every data it holds, so each learns a
+ * later ts from each peer even when the cluster goes quiet; an ack is sent
+ * only when it says something new, so an idle cluster sends nothing.
+ *
+ * ---- clock ----
+ * The clock moves on requests (+1), on announcements (to above the largest
+ * held ts) and when a data ts is held: clock = max(clock, ts) — data only,
+ * and without the textbook + 1 (our next send adds it). Acks and echoes move
+ * last_ts, not the clock. Both keep honest clocks within a few ticks of the
+ * largest data ts every peer has already been shown (see echo), so an honest
+ * data never looks like a ts_future attack, and nothing but a data that
+ * passed the drift check can push a clock forward.
  *
  * ---- links ----
  * Each message to peer k carries lseq (from 1, per link) and lack (the
- * highest lseq processed in order from k). The receiver processes a link
- * strictly in lseq order: an old lseq is a "duplicate", a later one waits
- * in a window of SYN_MAX_TOM_OOO slots. Sent messages stay in a queue of
- * SYN_MAX_TOM_UNACKED per peer until lack covers them and are resent, same
- * lseq and content, every retransmit_ms; the timer is armed only while
- * something is unacknowledged. An ack with lseq 0 is a pure link ack: it
- * only carries lack, is never queued, never answered and never applied
- * otherwise (it is sent when a peer's messages arrived and nothing else is
- * going back to it). Flow control instead of growth: a request is refused
- * ("backpressure") while any peer's queue is half full or the pending queue
- * is half full; a received data/echo that needs a pending slot or an echo
- * slot that is not there is not consumed ("queue_full", counted once) and
- * is processed when room frees — the link stalls, nothing is lost.
+ * highest lseq we processed in order from k). A link is processed strictly
+ * in lseq order: an old lseq is a "duplicate", a later one waits in a window
+ * of SYN_MAX_TOM_OOO slots (beyond it: "queue_full", resent later). Sent
+ * messages stay in a queue of SYN_MAX_TOM_UNACKED per peer until lack covers
+ * them and are resent, same lseq and content, every retransmit_ms; the timer
+ * is armed only while something is unacknowledged. An ack with lseq 0 is a
+ * pure link ack: it only carries lack, is never queued or answered.
+ * Flow control instead of growth: requests wait in an outbox of
+ * SYN_MAX_TOM_OUTBOX ("backpressure" past it) and are multicast while every
+ * peer's queue is under half full, no echo is owed and the pending queue is
+ * under half full; a data or echo that needs a pending slot that is not there
+ * is not consumed ("queue_full", counted once) and waits for room.
  *
  * ---- defences (params, all on by default) ----
- * reject_reuse: data whose ts equals an earlier data ts from the same
- * origin on its own link. reject_backdate: data whose ts is not above what
- * the origin already showed on its link (any message). max_drift: data
- * whose ts is more than max_drift above our clock ("ts_future"); the ts of
- * acks and echoes is clamped to clock + max_drift instead of rejected (a
- * lower last_ts only delays delivery), so no message can push the clock far
- * ahead. Each rejection emits a reject and evidence against the sender;
- * a rejected data consumes its lseq but moves nothing. The clock never
- * wraps: it saturates at CLOCK_MAX and the node refuses requests
- * ("clock_exhausted") — the ts_future attack with max_drift = 0.
+ * reject_reuse: data whose ts equals an earlier data ts from that origin on
+ * its own link. reject_backdate: data whose ts is not above what the origin
+ * already showed on its link. max_drift: data whose ts is more than max_drift
+ * above our clock ("ts_future"). Acks and echoes are not checked: they never
+ * move the clock, and a huge ts in one only promises that nothing lower
+ * follows (later data below it is backdated). Each
+ * rejection emits a reject and evidence against the sender (with both signed
+ * frames for a reuse while the first is still held); a rejected data
+ * consumes its lseq but moves nothing. The clock never wraps: it saturates
+ * at CLOCK_MAX and the node refuses requests ("clock_exhausted") — what the
+ * ts_future attack achieves with max_drift = 0.
  *
- * ---- echo (param echo) and why the delivery rule needs a watermark ----
- * Every node relays the first data frame it receives from an origin for a
- * given ts (its "direct" version), exactly as signed, to every node but the
- * origin, before it sends anything else. A receiver of an echo verifies the
- * inner frame; a version it did not hold is held (this repairs omission); a
- * different version for the same (origin, ts) is equivocation: evidence
- * with both signed frames, and the entry is marked conflicted — it keeps
- * its place in the queue and is dropped, undelivered, when it reaches the
- * head. Echo-acquired versions are not relayed again.
+ * ---- echo (param echo): equivocation and omission ----
+ * Every version (origin, ts, word) a node comes to hold is relayed once, as
+ * the signed data frame it arrived in, to every node but the origin and the
+ * relayer it came from; a direct version (from the origin itself) that
+ * differs from the held one is relayed too. A receiver verifies the inner
+ * frame ("bad_echo" otherwise); a version it did not hold is held (this
+ * repairs omission); a different version of the same (origin, ts) is
+ * equivocation: evidence with both signed frames, and the key is marked
+ * conflicted — it keeps its place and is dropped, undelivered, at the head.
  *
- * "A later ts from every peer" is NOT enough to make that decision the same
- * everywhere: k's clock may already be past ts when the equivocator's
- * version reaches it, so k's earlier messages show i a later ts before k's
- * echo exists. (k at clock 100 receives (j, 50, B) after it sent i an ack
- * with ts 100; i, holding A, delivers A; k, likewise, delivers B.) So every
- * message also carries stable = min over all peers p of last_ts[p] at the
- * sender: "I have heard from everyone past this". With echo on, the head
- * (T, x) is decided only when our own stable > T and every peer k reported
- * stable > T (rep[k]). Argument, for a single (non-colluding) faulty node x
- * and crypto on: when k reports stable > T, every link into k has shown a
- * ts > T, so every data with ts <= T that k will ever accept directly has
- * arrived (the backdate/reuse defences reject later ones) and k echoed it
- * earlier on its FIFO link to us. Every version an honest node holds is
- * some honest node's direct version (honest relayers only echo direct
- * receipts, x's own echoes are refused, nobody else can sign for x). Hence
- * when an honest node decides (T, x) it holds every version of every key
- * <= (T, x) that any honest node will ever hold, and its decision — deliver
- * the one version, or drop a conflicted key — is a function of the same set
- * at every honest node. Nothing with a smaller key can appear later: echoes
- * of decided keys are ignored, direct data for them is backdated. With echo
- * off the classic rule (our stable > T) is used.
+ * "A later ts from every peer" is not enough to decide that the same way
+ * everywhere: k's clock may already be past ts when the equivocator's other
+ * version reaches it (k at clock 100 receives (j, 50, B) after it sent us an
+ * ack with ts 100; we, holding A, would deliver A while k delivers B). So
+ * each message to j also carries stable = min(min over peers p of
+ * last_ts[p], the smallest ts of anything still owed to j as an echo): "I
+ * have heard past this from everyone, and relayed to you everything below
+ * it". With echo on, the head (T, x) is decided only when our own stable
+ * > T, every peer reported stable > T, and its own echoes have left.
+ * Argument (one faulty node x, crypto on): when honest k reports stable > T,
+ * every link into k has shown a ts > T, so every version k will ever take
+ * directly with ts <= T is in (later ones are backdated), and all of them
+ * were relayed to us before. Every version an honest node holds is some
+ * honest node's direct version (relays are signed by x, x's own echoes are
+ * refused). So when an honest node decides (T, x) it holds every version of
+ * every key <= (T, x) that any honest node will ever hold, and its decision
+ * — deliver the one version, or drop a conflicted key — is the same at every
+ * honest node. Nothing smaller can appear later: echoes of decided keys are
+ * ignored, direct data for them is backdated. With echo off the classic rule
+ * (our stable > T) is used.
  *
- * Limits of the argument (documented, not fixed here): colluding faulty
- * nodes; crypto off (a relayer can forge inner frames); an honest clock gap
- * larger than max_drift (an honest data can then be refused by one node and
- * accepted by another — choose max_drift above the number of requests in
- * flight); a restart without durable state (the restarted node's lseq starts
- * again at 1, its peers treat it as duplicates: it stays cut off). */
+ * Outside the argument (documented, not handled): colluding faulty nodes;
+ * crypto off (a relayer can forge inner frames); echo off with bursts larger
+ * than max_drift (an honest data may then be refused by one node only); a
+ * restart without durable state (lseq starts again at 1, peers see
+ * duplicates: the node stays cut off); a pending queue filled by a faulty
+ * flood (links stall: liveness, not safety). */
 #include "tom.h"
 
 #include <string.h>
@@ -94,13 +103,15 @@
 #define TOM_DATA_FRAME_BYTES \
   (SYN_WIRE_HEADER_BYTES + 4 * 8 + 4 + SYN_MAX_TOM_WORD_BYTES + SYN_SIG_BYTES)
 _Static_assert(SYN_MAX_TOM_ECHO_BYTES >= TOM_DATA_FRAME_BYTES, "an echo carries a whole data frame");
-_Static_assert(SYN_MAX_TOM_WORD_BYTES <= SYN_MAX_OP_BYTES, "a word is a deliverable value");
+_Static_assert(SYN_MAX_TOM_WORD_BYTES <= SYN_MAX_OP_BYTES && SYN_MAX_TOM_WORD_BYTES <= UINT8_MAX,
+               "a word is a deliverable value");
 _Static_assert(SYN_MAX_TOM_NODES <= SYN_MAX_NODES, "TOM nodes are keyring identities");
+_Static_assert(SYN_MAX_TOM_NODES <= 64, "echo debts are one bit per node in a u64");
 _Static_assert(SYN_MAX_TOM_PENDING <= UINT16_MAX, "pending indexes are u16");
 /* Every effect's bytes fit: the batch is bounded by count alone. */
 _Static_assert((uint64_t)SYN_MAX_EFFECTS * 2 * (SYN_MAX_TOM_ECHO_BYTES + 64) <= SYN_MAX_EFFECT_BYTES,
                "a full batch of TOM effects fits the arena");
-/* The largest step (a retransmit firing) fits the batch with room to spare. */
+/* The largest fixed part of a step (a retransmit firing) fits one batch. */
 _Static_assert((SYN_MAX_TOM_NODES - 1) * SYN_MAX_TOM_RESEND + 2 * SYN_MAX_TOM_NODES + 16 <= SYN_MAX_EFFECTS,
                "a retransmit firing fits one batch");
 
@@ -148,8 +159,9 @@ typedef struct {
   bool conflicted;             /* two versions seen: dropped, never delivered */
   uint8_t wlen;
   uint16_t flen;               /* 0 for our own */
+  uint64_t echo_to;            /* peers still owed a relay of frame (bit per node) */
   uint8_t word[SYN_MAX_TOM_WORD_BYTES];
-  uint8_t frame[SYN_MAX_TOM_ECHO_BYTES];   /* the signed data frame (evidence) */
+  uint8_t frame[SYN_MAX_TOM_ECHO_BYTES];   /* the signed data frame (relays, evidence) */
 } entry_t;
 
 /* A sent, not yet acknowledged link message: resent exactly (lack aside). */
@@ -158,7 +170,7 @@ typedef struct {
   int64_t sent_ns;
   uint8_t kind;
   uint16_t blen;
-  uint8_t bytes[SYN_MAX_TOM_ECHO_BYTES];   /* word or echoed frame */
+  uint8_t bytes[SYN_MAX_TOM_ECHO_BYTES];   /* word or relayed frame */
 } outmsg_t;
 
 /* A received link message waiting for its turn (lseq 0: empty slot). */
@@ -167,7 +179,7 @@ typedef struct {
   uint8_t kind;
   bool stall_counted;          /* "queue_full" counted once per stall */
   uint16_t blen, flen;
-  uint8_t bytes[SYN_MAX_TOM_ECHO_BYTES];   /* word or echoed frame */
+  uint8_t bytes[SYN_MAX_TOM_ECHO_BYTES];   /* word or relayed frame */
   uint8_t frame[SYN_MAX_TOM_ECHO_BYTES];   /* data only: the signed frame it came in */
 } inmsg_t;
 
@@ -180,6 +192,7 @@ typedef struct {
   uint64_t last_data_ts;       /* ts of its last accepted data (0: none) */
   uint64_t rep;                /* highest stable it reported */
   uint64_t sent_ts, sent_stable;   /* highest we carried to it in sequenced messages */
+  uint32_t owed;               /* held entries whose relay it is still owed */
   uint32_t out_head, out_count;
   outmsg_t out[SYN_MAX_TOM_UNACKED];
   inmsg_t in[SYN_MAX_TOM_OOO];
@@ -203,7 +216,8 @@ typedef struct {
   uint16_t order[SYN_MAX_TOM_PENDING];     /* pool indexes sorted by (ts, origin), stable */
   uint16_t free_idx[SYN_MAX_TOM_PENDING];
   entry_t pool[SYN_MAX_TOM_PENDING];
-  uint32_t out_head, out_count;           /* the outbox: requests not yet multicast */
+  uint32_t owed_total;         /* sum of peer[].owed */
+  uint32_t box_head, box_count;            /* the outbox: requests not yet multicast */
   struct { uint8_t len; uint8_t word[SYN_MAX_TOM_WORD_BYTES]; } outbox[SYN_MAX_TOM_OUTBOX];
   uint32_t unacked_total;
   bool rtx_armed, pump_armed, pump_more;
@@ -218,6 +232,7 @@ typedef enum { DONE, STALL } outcome_t;
 static uint64_t sat_add(uint64_t a, uint64_t b) { return a > UINT64_MAX - b ? UINT64_MAX : a + b; }
 static uint64_t max_u64(uint64_t a, uint64_t b) { return a > b ? a : b; }
 static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
+static uint64_t bit(uint32_t j) { return (uint64_t)1 << j; }
 
 static int key_cmp(uint64_t ta, uint32_t oa, uint64_t tb, uint32_t ob) {
   if (ta != tb) return ta < tb ? -1 : 1;
@@ -225,23 +240,30 @@ static int key_cmp(uint64_t ta, uint32_t oa, uint64_t tb, uint32_t ob) {
   return 0;
 }
 
-/* Effects one processed message may emit (echoes, reject, evidence, trace),
- * and what every step keeps for its end (acks to all, two timers). */
-static uint32_t fx_per_msg(const tom_t *s) { return s->n + 4; }
+/* Effects one processed message may emit (reject, evidence, trace), and
+ * what every step keeps for its end (acks to all, two timers). */
+static uint32_t fx_per_msg(const tom_t *s) { (void)s; return 4; }
 static uint32_t fx_end(const tom_t *s) { return s->n + 4; }
 static bool room(const tom_t *s, const syn_effects_t *fx, uint32_t need) {
   return fx->count + need + fx_end(s) <= SYN_MAX_EFFECTS;
 }
 
-/* Our watermark: every peer has shown a ts at least this high. */
+/* Every peer has shown a ts at least this high. */
 static uint64_t stable_of(const tom_t *s) {
   uint64_t m = UINT64_MAX;
   for (uint32_t k = 0; k < s->n; k++) if (k != s->id) m = min_u64(m, s->peer[k].last_ts);
   return m;
 }
 
-/* The clock passes a data ts we now hold: clock = max(clock, ts), never
- * beyond CLOCK_MAX. (No + 1: our next send increments; see "clock".) */
+/* Every peer but us, a and b, as a bit set. */
+static uint64_t peers_but(const tom_t *s, uint32_t a, uint32_t b) {
+  uint64_t m = 0;
+  for (uint32_t j = 0; j < s->n; j++) if (j != s->id && j != a && j != b) m |= bit(j);
+  return m;
+}
+
+/* The clock reaches a data ts we now hold: clock = max(clock, ts), never
+ * beyond CLOCK_MAX. */
 static void clock_witness(tom_t *s, uint64_t ts, syn_effects_t *fx) {
   s->clock = min_u64(max_u64(s->clock, ts), CLOCK_MAX);
   if (s->clock == CLOCK_MAX && !s->exhausted_traced) {
@@ -250,14 +272,8 @@ static void clock_witness(tom_t *s, uint64_t ts, syn_effects_t *fx) {
   }
 }
 
-/* The ts of an ack or echo as we apply it: at most max_drift ahead of us. */
-static uint64_t clamp_ts(const tom_t *s, uint64_t ts) {
-  if (s->max_drift == 0) return ts;
-  return min_u64(ts, sat_add(s->clock, s->max_drift));
-}
-
-/* A message from k was accepted in link order with this (clamped) ts. Only
- * data timestamps move the clock (clock_witness); see "clock" above. */
+/* A message from k was accepted in link order with this ts: a promise that
+ * nothing k sends later is lower. It never moves our clock. */
 static void observe(tom_t *s, uint32_t k, uint64_t ts, uint64_t stable) {
   peer_t *p = &s->peer[k];
   p->last_ts = max_u64(p->last_ts, ts);
@@ -270,6 +286,17 @@ static bool own_msg_kind(const syn_msg_def_t *def, uint8_t *kind) {
     if (def->type == tom_msgs[i].type) { *kind = i; return true; }
   }
   return false;
+}
+
+static void reject(uint32_t against, uint16_t reason, syn_effects_t *fx) {
+  int rc = syn_fx_reject(fx, against, reason);
+  SYN_ASSERT(rc == 0);   /* steps are budgeted (room) */
+}
+
+static void evidence(uint32_t against, uint16_t reason, uint64_t round, const uint8_t *a, size_t la,
+                     const uint8_t *b, size_t lb, syn_effects_t *fx) {
+  int rc = syn_fx_evidence(fx, against, reason, round, a, la, b, lb);
+  SYN_ASSERT(rc == 0);
 }
 
 /* ---- pending queue ---- */
@@ -286,7 +313,8 @@ static uint32_t bound(const tom_t *s, uint64_t ts, uint32_t origin, bool upper) 
   return lo;
 }
 
-/* The first held entry with this key, or NULL. */
+/* The first held entry with this key, or NULL. (More than one only with
+ * reject_reuse off.) */
 static entry_t *find_key(tom_t *s, uint32_t origin, uint64_t ts) {
   uint32_t i = bound(s, ts, origin, false);
   if (i < s->npending) {
@@ -326,6 +354,23 @@ static void mark_conflicted(tom_t *s, uint32_t origin, uint64_t ts) {
 
 static bool pending_full(const tom_t *s) { return s->nfree == 0; }
 
+/* e's relay is owed to every peer in mask (as well). */
+static void owe(tom_t *s, entry_t *e, uint64_t mask) {
+  uint64_t add = mask & ~e->echo_to;
+  if (!s->echo || add == 0) return;
+  for (uint32_t j = 0; j < s->n; j++) {
+    if (add & bit(j)) { s->peer[j].owed++; s->owed_total++; }
+  }
+  e->echo_to |= add;
+}
+
+static void paid(tom_t *s, entry_t *e, uint32_t j) {
+  SYN_ASSERT((e->echo_to & bit(j)) && s->peer[j].owed > 0 && s->owed_total > 0);
+  e->echo_to &= ~bit(j);
+  s->peer[j].owed--;
+  s->owed_total--;
+}
+
 /* Holds a new entry after any with the same key; the caller checked room. */
 static entry_t *insert(tom_t *s, uint32_t origin, uint64_t ts, const uint8_t *w, size_t wlen,
                        const uint8_t *frame, size_t flen, bool direct) {
@@ -364,15 +409,16 @@ static void emit(tom_t *s, uint32_t k, uint8_t kind, uint64_t ts, uint64_t stabl
   p->link_ack_owed = false;
 }
 
-/* Sends a sequenced message to k and keeps it until acknowledged. */
-static void send_seq(tom_t *s, uint32_t k, uint8_t kind, const uint8_t *bytes, size_t blen,
-                     syn_effects_t *fx) {
+/* Sends a sequenced message to k and keeps it until acknowledged. stable
+ * must not exceed stable_to(k). */
+static void send_seq(tom_t *s, uint32_t k, uint8_t kind, uint64_t stable, const uint8_t *bytes,
+                     size_t blen, syn_effects_t *fx) {
   peer_t *p = &s->peer[k];
   SYN_ASSERT(k != s->id && out_room(s, k) && blen <= SYN_MAX_TOM_ECHO_BYTES);
   outmsg_t *o = &p->out[(p->out_head + p->out_count) % SYN_MAX_TOM_UNACKED];
   o->lseq = p->tx_next++;
   o->ts = s->clock;
-  o->stable = stable_of(s);
+  o->stable = stable;
   o->sent_ns = s->now_ns;
   o->kind = kind;
   o->blen = (uint16_t)blen;
@@ -394,18 +440,43 @@ static void take_lack(tom_t *s, uint32_t k, uint64_t lack) {
   }
 }
 
+/* The watermark we may tell k: our stable, capped below the smallest ts we
+ * still owe k a relay of. */
+static uint64_t stable_to(const tom_t *s, uint32_t k) {
+  uint64_t st = stable_of(s);
+  if (s->peer[k].owed == 0) return st;
+  for (uint32_t i = 0; i < s->npending; i++) {
+    const entry_t *e = &s->pool[s->order[i]];
+    if (e->echo_to & bit(k)) return min_u64(st, e->ts);
+  }
+  SYN_ASSERT(false);   /* owed counts the bits */
+  return 0;
+}
+
+/* Sends owed relays, per peer in key order while its queue has room (so
+ * what stays owed to a peer is never below what it was sent). */
+static void flush_echoes(tom_t *s, syn_effects_t *fx) {
+  if (s->owed_total == 0) return;
+  uint64_t can = 0;
+  for (uint32_t j = 0; j < s->n; j++) {
+    if (j != s->id && s->peer[j].owed > 0 && out_room(s, j)) can |= bit(j);
+  }
+  uint64_t st = stable_of(s);
+  for (uint32_t i = 0; i < s->npending && can != 0; i++) {
+    entry_t *e = &s->pool[s->order[i]];
+    uint64_t m = e->echo_to & can;
+    for (uint32_t j = 0; m != 0 && j < s->n; j++) {
+      if (!(m & bit(j))) continue;
+      if (!room(s, fx, 1)) { s->pump_more = true; return; }
+      paid(s, e, j);
+      /* What is still owed to j comes after e: e.ts caps it. */
+      send_seq(s, j, K_ECHO, s->peer[j].owed ? min_u64(st, e->ts) : st, e->frame, e->flen, fx);
+      if (!out_room(s, j) || s->peer[j].owed == 0) can &= ~bit(j);
+    }
+  }
+}
+
 /* ---- links: receiving ---- */
-
-static void reject(uint32_t against, uint16_t reason, syn_effects_t *fx) {
-  int rc = syn_fx_reject(fx, against, reason);
-  SYN_ASSERT(rc == 0);
-}
-
-static void evidence(uint32_t against, uint16_t reason, uint64_t round, const uint8_t *a, size_t la,
-                     const uint8_t *b, size_t lb, syn_effects_t *fx) {
-  int rc = syn_fx_evidence(fx, against, reason, round, a, la, b, lb);
-  SYN_ASSERT(rc == 0);
-}
 
 /* Takes a message off the network: acks, duplicates, the receive window. */
 static void on_message(tom_t *s, const syn_event_t *ev, syn_effects_t *fx) {
@@ -436,7 +507,7 @@ static void on_message(tom_t *s, const syn_event_t *ev, syn_effects_t *fx) {
   inmsg_t *in = &p->in[lseq % SYN_MAX_TOM_OOO];
   if (in->lseq == lseq) { reject(k, SYN_TOM_R_DUPLICATE, fx); return; }
   SYN_ASSERT(in->lseq == 0);   /* the window holds lseq in [rx_next, rx_next + OOO) */
-  /* The signed frame a data came in: echoed and kept as evidence. A
+  /* The signed frame a data came in: relayed and kept as evidence. A
    * runtime that hands no frame gets an unsigned re-encoding. */
   const uint8_t *frame = ev->frame;
   size_t flen = ev->frame_len;
@@ -461,25 +532,6 @@ static void on_message(tom_t *s, const syn_event_t *ev, syn_effects_t *fx) {
 }
 
 /* ---- processing, in link order ---- */
-
-/* Whether there is an echo slot toward every node but us and a and b. */
-static bool echo_room(const tom_t *s, uint32_t a, uint32_t b) {
-  if (!s->echo) return true;
-  for (uint32_t j = 0; j < s->n; j++) {
-    if (j != s->id && j != a && j != b && !out_room(s, j)) return false;
-  }
-  return true;
-}
-
-/* Relays a data frame we now hold to every node but us and a and b (the
- * origin and whoever gave it to us: they hold it). */
-static void echo_frame(tom_t *s, uint32_t a, uint32_t b, const uint8_t *frame, size_t flen,
-                       syn_effects_t *fx) {
-  if (!s->echo) return;
-  for (uint32_t j = 0; j < s->n; j++) {
-    if (j != s->id && j != a && j != b) send_seq(s, j, K_ECHO, frame, flen, fx);
-  }
-}
 
 static outcome_t stall(inmsg_t *in, uint32_t k, syn_effects_t *fx) {
   if (!in->stall_counted) { in->stall_counted = true; reject(k, SYN_TOM_R_QUEUE_FULL, fx); }
@@ -508,38 +560,36 @@ static outcome_t process_data(tom_t *s, uint32_t k, inmsg_t *in, syn_effects_t *
     evidence(k, SYN_TOM_R_TS_FUTURE, ts, in->frame, in->flen, NULL, 0, fx);
     return DONE;
   }
-  /* Accepted, if there is room for what follows; otherwise wait. */
   entry_t *held = find_key(s, k, ts);
-  bool merge = held != NULL && direct == NULL;   /* we hold it from an echo */
+  bool merge = held != NULL && direct == NULL;   /* we hold it from a relay */
   if (!merge && pending_full(s)) return stall(in, k, fx);
-  if (!echo_room(s, k, k)) return stall(in, k, fx);
 
   p->last_data_ts = ts;
   clock_witness(s, ts, fx);
   observe(s, k, ts, in->stable);
   if (!merge) {
-    insert(s, k, ts, in->bytes, in->blen, in->frame, in->flen, true);
-    echo_frame(s, k, k, in->frame, in->flen, fx);
+    entry_t *e = insert(s, k, ts, in->bytes, in->blen, in->frame, in->flen, true);
+    owe(s, e, peers_but(s, k, k));
     return DONE;
   }
   entry_t *same = find_version(s, k, ts, in->bytes, in->blen);
-  if (same != NULL) {            /* echoed already, when we first held it */
-    same->direct = true;
-    return DONE;
-  }
-  held->direct = true;
+  if (same != NULL) { same->direct = true; return DONE; }   /* relayed when first held */
   if (!held->conflicted) {
     reject(k, SYN_TOM_R_EQUIVOCATION, fx);
     evidence(k, SYN_TOM_R_EQUIVOCATION, ts, in->frame, in->flen, held->frame, held->flen, fx);
     mark_conflicted(s, k, ts);
   }
-  /* Our direct version is one every node must see: relay it too. */
-  echo_frame(s, k, k, in->frame, in->flen, fx);
+  /* Our direct version must reach everyone: it replaces the held frame,
+   * whose own relayer sends it to everyone. */
+  held->direct = true;
+  memcpy(held->frame, in->frame, in->flen);
+  held->flen = in->flen;
+  owe(s, held, peers_but(s, k, k));
   return DONE;
 }
 
 static outcome_t process_echo(tom_t *s, uint32_t k, inmsg_t *in, syn_effects_t *fx) {
-  if (!s->echo) { observe(s, k, clamp_ts(s, in->ts), in->stable); return DONE; }
+  if (!s->echo) { observe(s, k, in->ts, in->stable); return DONE; }
   syn_frame_t f;
   syn_msg_t m;
   if (syn_wire_frame_decode(in->bytes, in->blen, &f, &m) != 0 || f.type != SYN_TOM_DATA ||
@@ -561,14 +611,13 @@ static outcome_t process_echo(tom_t *s, uint32_t k, inmsg_t *in, syn_effects_t *
   }
   bool decided = s->decided && key_cmp(ts, x, s->dec_ts, s->dec_origin) <= 0;
   entry_t *held = decided ? NULL : find_key(s, x, ts);
-  if (!decided && held == NULL && (pending_full(s) || !echo_room(s, x, k))) return stall(in, k, fx);
-  /* The clock reaches ts before our relay of it leaves (its ts must not be lower). */
+  if (!decided && held == NULL && pending_full(s)) return stall(in, k, fx);
   clock_witness(s, ts, fx);
-  observe(s, k, clamp_ts(s, in->ts), in->stable);
+  observe(s, k, in->ts, in->stable);
   if (decided) return DONE;
   if (held == NULL) {
-    insert(s, x, ts, w->ptr, w->len, in->bytes, in->blen, false);
-    echo_frame(s, x, k, in->bytes, in->blen, fx);
+    entry_t *e = insert(s, x, ts, w->ptr, w->len, in->bytes, in->blen, false);
+    owe(s, e, peers_but(s, x, k));
   } else if (find_version(s, x, ts, w->ptr, w->len) == NULL && !held->conflicted) {
     reject(x, SYN_TOM_R_EQUIVOCATION, fx);
     evidence(x, SYN_TOM_R_EQUIVOCATION, ts, in->bytes, in->blen, held->frame, held->flen, fx);
@@ -581,16 +630,17 @@ static outcome_t process(tom_t *s, uint32_t k, inmsg_t *in, syn_effects_t *fx) {
   switch (in->kind) {
   case K_DATA: return process_data(s, k, in, fx);
   case K_ECHO: return process_echo(s, k, in, fx);
-  default: observe(s, k, clamp_ts(s, in->ts), in->stable); return DONE;
+  default: observe(s, k, in->ts, in->stable); return DONE;
   }
 }
 
 /* ---- delivery ---- */
 
-static bool decidable(const tom_t *s, uint64_t ts) {
-  if (stable_of(s) <= ts) return false;
+static bool decidable(const tom_t *s, const entry_t *e) {
+  if (stable_of(s) <= e->ts) return false;
   if (s->echo) {
-    for (uint32_t k = 0; k < s->n; k++) if (k != s->id && s->peer[k].rep <= ts) return false;
+    if (e->echo_to != 0) return false;
+    for (uint32_t k = 0; k < s->n; k++) if (k != s->id && s->peer[k].rep <= e->ts) return false;
   }
   return true;
 }
@@ -602,7 +652,7 @@ static bool deliver_ready(tom_t *s, syn_effects_t *fx) {
   while (s->npending > 0) {
     uint16_t idx = s->order[0];
     entry_t *e = &s->pool[idx];
-    if (!decidable(s, e->ts)) break;
+    if (!decidable(s, e)) break;
     if (!room(s, fx, 2)) { s->pump_more = true; break; }
     memmove(&s->order[0], &s->order[1], (s->npending - 1) * sizeof s->order[0]);
     s->npending--;
@@ -619,8 +669,9 @@ static bool deliver_ready(tom_t *s, syn_effects_t *fx) {
   return any;
 }
 
-/* Processes every link as far as it goes in order, delivering as it can,
- * until nothing moves (a delivery may free room a stalled link waits for). */
+/* Processes every link as far as it goes in order, relaying and delivering
+ * as it can, until nothing moves (a delivery frees room a stalled link may
+ * be waiting for). */
 static void pump(tom_t *s, syn_effects_t *fx) {
   bool progress = true;
   while (progress && !s->pump_more) {
@@ -638,18 +689,18 @@ static void pump(tom_t *s, syn_effects_t *fx) {
         progress = true;
       }
     }
+    flush_echoes(s, fx);
     if (deliver_ready(s, fx)) progress = true;
   }
 }
 
-/* ---- acknowledgement ---- */
+/* ---- announcements ---- */
 
 /* Sends each peer what it still needs from us: a ts above every data we
  * hold (so it can order them), with echo on a watermark above them too, and
  * otherwise at least our lack when its messages are not yet acknowledged. */
 static void announce(tom_t *s, syn_effects_t *fx) {
   if (s->n == 1) return;
-  uint64_t st = stable_of(s);
   bool held = s->need_ts > 0;   /* nothing was ever multicast: nothing to announce */
   bool owed = false;
   for (uint32_t k = 0; k < s->n; k++) {
@@ -659,10 +710,11 @@ static void announce(tom_t *s, syn_effects_t *fx) {
   for (uint32_t k = 0; k < s->n; k++) {
     if (k == s->id) continue;
     peer_t *p = &s->peer[k];
+    uint64_t st = stable_to(s, k);
     bool ts_owed = held && p->sent_ts <= s->need_ts && s->clock > p->sent_ts;
     bool st_owed = held && s->echo && p->sent_stable <= s->need_ts && st > p->sent_stable;
     if ((ts_owed || st_owed) && out_room(s, k)) {
-      send_seq(s, k, K_ACK, NULL, 0, fx);
+      send_seq(s, k, K_ACK, st, NULL, 0, fx);
     } else if (p->link_ack_owed || p->rx_next - 1 > p->lack_sent) {
       emit(s, k, K_ACK, s->clock, st, 0, NULL, 0, fx);
     }
@@ -713,29 +765,32 @@ static void on_request(tom_t *s, const syn_event_t *ev, syn_effects_t *fx) {
     return;
   }
   if (s->clock >= CLOCK_MAX) { reject(s->id, SYN_TOM_R_CLOCK_EXHAUSTED, fx); return; }
-  if (s->out_count >= SYN_MAX_TOM_OUTBOX) { reject(s->id, SYN_TOM_R_BACKPRESSURE, fx); return; }
-  uint32_t at = (s->out_head + s->out_count++) % SYN_MAX_TOM_OUTBOX;
+  if (s->box_count >= SYN_MAX_TOM_OUTBOX) { reject(s->id, SYN_TOM_R_BACKPRESSURE, fx); return; }
+  uint32_t at = (s->box_head + s->box_count++) % SYN_MAX_TOM_OUTBOX;
   s->outbox[at].len = (uint8_t)ev->op_len;
   if (ev->op_len) memcpy(s->outbox[at].word, ev->op, ev->op_len);
 }
 
 /* Multicasts waiting requests while every peer's queue is under half full
- * (the other half is for echoes and acks) and the pending queue too. */
+ * (the rest is for relays and acks), no relay is owed (peers see every ts
+ * our clock has reached before our own data) and the pending queue is
+ * under half full. */
 static void drain_outbox(tom_t *s, syn_effects_t *fx) {
-  while (s->out_count > 0) {
-    if (s->npending >= SYN_MAX_TOM_PENDING / 2 || !room(s, fx, s->n + 1)) return;
+  while (s->box_count > 0) {
+    if (s->owed_total > 0 || s->npending >= SYN_MAX_TOM_PENDING / 2 || !room(s, fx, s->n + 1)) return;
     for (uint32_t k = 0; k < s->n; k++) {
       if (k != s->id && s->peer[k].out_count >= SYN_MAX_TOM_UNACKED / 2) return;
     }
-    const uint8_t *w = s->outbox[s->out_head].word;
-    size_t len = s->outbox[s->out_head].len;
-    s->out_head = (s->out_head + 1) % SYN_MAX_TOM_OUTBOX;
-    s->out_count--;
+    const uint8_t *w = s->outbox[s->box_head].word;
+    size_t len = s->outbox[s->box_head].len;
+    s->box_head = (s->box_head + 1) % SYN_MAX_TOM_OUTBOX;
+    s->box_count--;
     if (s->clock >= CLOCK_MAX) { reject(s->id, SYN_TOM_R_CLOCK_EXHAUSTED, fx); continue; }
     s->clock++;
     insert(s, s->id, s->clock, w, len, NULL, 0, true);
+    uint64_t st = stable_of(s);
     for (uint32_t k = 0; k < s->n; k++) {
-      if (k != s->id) send_seq(s, k, K_DATA, w, len, fx);
+      if (k != s->id) send_seq(s, k, K_DATA, st, w, len, fx);
     }
   }
 }
@@ -799,7 +854,7 @@ static void tom_status(const void *state, syn_status_fn fn, void *ctx) {
   fn(ctx, "delivered", (int64_t)s->delivered);
   fn(ctx, "pending", (int64_t)s->npending);
   fn(ctx, "unacked", (int64_t)s->unacked_total);
-  fn(ctx, "queued", (int64_t)s->out_count);
+  fn(ctx, "queued", (int64_t)s->box_count);
 }
 
 const syn_proto_t syn_tom_proto = {

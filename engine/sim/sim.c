@@ -318,8 +318,6 @@ int syn_sim_submit(syn_sim_t *sim, uint32_t node, const uint8_t *op, size_t len)
   uint8_t *copy = malloc(len ? len : 1);
   if (copy == NULL) return -SYN_ENOMEM;
   memcpy(copy, op, len);
-  int rc = syn_history_submit(&sim->history, node, sim->now_ns, op, len);
-  if (rc) { free(copy); return rc; }
   event_t e = { .at_ns = sim->now_ns, .kind = EV_REQUEST, .node = node, .data = copy, .len = (uint32_t)len };
   return push(sim, e);
 }
@@ -340,6 +338,13 @@ static void process(syn_sim_t *sim, event_t *e) {
     syn_node_timer_fired(node, e->from, e->x);
     break;
   case EV_REQUEST:
+    /* A request counts as submitted once the node takes it: a client cannot
+     * hand anything to a crashed node. */
+    if (!node->up) { sim->stats.requests_to_down_node++; break; }
+    if (syn_history_submit(&sim->history, e->node, sim->now_ns, e->data, e->len) != 0) {
+      sim->stats.requests_unrecorded++;
+      break;
+    }
     syn_node_request(node, e->data, e->len);
     break;
   case EV_CALLBACK:
@@ -368,11 +373,13 @@ uint64_t syn_sim_run(syn_sim_t *sim, int64_t until_ns, uint64_t max_events) {
 
 /* ---- network and faults ---- */
 
-void syn_sim_set_link(syn_sim_t *sim, uint32_t from, uint32_t to, const syn_link_t *link) {
+int syn_sim_set_link(syn_sim_t *sim, uint32_t from, uint32_t to, const syn_link_t *link) {
   SYN_ASSERT(from < sim->n && to < sim->n);
   syn_link_t **slot = &sim->links[(size_t)from * sim->n + to];
   if (*slot == NULL) *slot = malloc(sizeof **slot);
-  if (*slot) **slot = *link;
+  if (*slot == NULL) return -SYN_ENOMEM;
+  **slot = *link;
+  return 0;
 }
 
 const syn_link_t *syn_sim_link(const syn_sim_t *sim, uint32_t from, uint32_t to) {

@@ -38,7 +38,8 @@ typedef struct {
 
 typedef struct {
   uint64_t events, frames_sent, frames_delivered, frames_lost, frames_duplicated,
-           frames_blocked, frames_to_down_node, timers_fired, callbacks;
+           frames_blocked, frames_to_down_node, timers_fired, callbacks,
+           requests_to_down_node, requests_unrecorded;
 } syn_sim_stats_t;
 
 typedef struct syn_sim syn_sim_t;
@@ -70,7 +71,8 @@ const syn_keyring_t *syn_sim_ring(const syn_sim_t *sim);
 
 /* Schedules callback id at absolute virtual time at_ns (>= now). */
 int syn_sim_at(syn_sim_t *sim, int64_t at_ns, uint64_t id);
-/* Schedules a client request at node for now (recorded as a submission). */
+/* Schedules a client request at node for now; it is recorded as a
+ * submission when the node takes it (not if the node is down by then). */
 int syn_sim_submit(syn_sim_t *sim, uint32_t node, const uint8_t *op, size_t len);
 
 /* Runs events until the heap is empty, virtual time would pass until_ns, or
@@ -82,7 +84,7 @@ void syn_sim_halt(syn_sim_t *sim);
 bool syn_sim_idle(const syn_sim_t *sim);
 
 /* Network model. */
-void syn_sim_set_link(syn_sim_t *sim, uint32_t from, uint32_t to, const syn_link_t *link);
+int syn_sim_set_link(syn_sim_t *sim, uint32_t from, uint32_t to, const syn_link_t *link);
 const syn_link_t *syn_sim_link(const syn_sim_t *sim, uint32_t from, uint32_t to);
 /* Blocks (or unblocks) frames from → to; frames in flight still arrive. */
 void syn_sim_block(syn_sim_t *sim, uint32_t from, uint32_t to, bool blocked);

@@ -3,7 +3,7 @@
 -- drawn from the simulator's seeded PRNG, so a seed replays the same load.
 --
 --   local words = require "workloads.words"
---   local load = words.start(sim, nodes, { count = 1000, mean = "20ms" })
+--   local load = words.start(sim, nodes, { count = 1000, rate = 50 })
 --   ... load.submitted, load.done()
 local synod = require "synod"
 
@@ -21,14 +21,21 @@ function M.list()
 end
 
 -- Starts the workload: `count` words in all, spread over the nodes given
--- (default: every node), each node with its own Poisson stream of mean
--- inter-arrival `mean` per node. Words are numbered to stay unique:
+-- (default: every node), each node with its own Poisson stream: mean
+-- inter-arrival `mean` (a time, default "20ms") or, equivalently, `rate`
+-- words per second per node. Words are numbered to stay unique:
 -- "maple#17". Returns a handle with .submitted and :done().
 function M.start(sim, nodes, opts)
   opts = opts or {}
   local count = opts.count or 1000
   local senders = opts.nodes or nodes
-  local gap = synod.dist.exponential(opts.mean or "20ms")
+  local mean = opts.mean or "20ms"
+  if opts.rate then                             -- words per second per node
+    assert(type(opts.rate) == "number" and opts.rate > 0, "option 'rate' must be a positive number (words per second per node)")
+    assert(opts.mean == nil, "give either 'rate' or 'mean', not both")
+    mean = math.max(1, math.floor(1e9 / opts.rate))
+  end
+  local gap = synod.dist.exponential(mean)
   local list = M.list()
   local handle = { submitted = 0, count = count }
   function handle.done() return handle.submitted >= count end
