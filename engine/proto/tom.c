@@ -5,7 +5,7 @@
  * network, the timestamp defences and the echo defence against
  * equivocation. Never: reads a clock (ev->now_ns only stamps
  * retransmissions), a socket, a file or a random number; never allocates —
- * all state is one tom_t of fixed size (about 1.7 MB, sized by the
+ * all state is one tom_t of fixed size (about 1.6 MiB, sized by the
  * SYN_MAX_TOM_* limits in tom.h); never asserts on network input: bad input
  * is rejected with a reason and counted.
  *
@@ -34,8 +34,9 @@
  * in lseq order: an old lseq is a "duplicate", a later one waits in a window
  * of SYN_MAX_TOM_OOO slots (beyond it: "queue_full", resent later). Sent
  * messages stay in a queue of SYN_MAX_TOM_UNACKED per peer until lack covers
- * them and are resent, same lseq and content, every retransmit_ms; the timer
- * is armed only while something is unacknowledged. An ack with lseq 0 is a
+ * them; only its first SYN_MAX_TOM_OOO (the receiver's window) are on the
+ * wire, and those are resent, same lseq and content, every retransmit_ms;
+ * the timer is armed only while something is unacknowledged. An ack with lseq 0 is a
  * pure link ack: it only carries lack, is never queued or answered.
  * Flow control instead of growth: requests wait in an outbox of
  * SYN_MAX_TOM_OUTBOX ("backpressure" past it) and are multicast while every
@@ -108,6 +109,8 @@ _Static_assert(SYN_MAX_TOM_WORD_BYTES <= SYN_MAX_OP_BYTES && SYN_MAX_TOM_WORD_BY
 _Static_assert(SYN_MAX_TOM_NODES <= SYN_MAX_NODES, "TOM nodes are keyring identities");
 _Static_assert(SYN_MAX_TOM_NODES <= 64, "echo debts are one bit per node in a u64");
 _Static_assert(SYN_MAX_TOM_PENDING <= UINT16_MAX, "pending indexes are u16");
+_Static_assert(SYN_MAX_TOM_RESEND <= SYN_MAX_TOM_OOO && SYN_MAX_TOM_OOO <= SYN_MAX_TOM_UNACKED,
+               "only what is on the wire is resent; the wire holds a receive window");
 /* Every effect's bytes fit: the batch is bounded by count alone. */
 _Static_assert((uint64_t)SYN_MAX_EFFECTS * 2 * (SYN_MAX_TOM_ECHO_BYTES + 64) <= SYN_MAX_EFFECT_BYTES,
                "a full batch of TOM effects fits the arena");
@@ -164,10 +167,13 @@ typedef struct {
   uint8_t frame[SYN_MAX_TOM_ECHO_BYTES];   /* the signed data frame (relays, evidence) */
 } entry_t;
 
-/* A sent, not yet acknowledged link message: resent exactly (lack aside). */
+/* A queued, not yet acknowledged link message: (re)sent exactly, lack
+ * aside. Only the first SYN_MAX_TOM_OOO of a queue are on the wire: what
+ * lies beyond the receiver's window would only be dropped. */
 typedef struct {
   uint64_t lseq, ts, stable;
   int64_t sent_ns;
+  bool sent;
   uint8_t kind;
   uint16_t blen;
   uint8_t bytes[SYN_MAX_TOM_ECHO_BYTES];   /* word or relayed frame */
@@ -420,6 +426,7 @@ static void send_seq(tom_t *s, uint32_t k, uint8_t kind, uint64_t stable, const 
   o->ts = s->clock;
   o->stable = stable;
   o->sent_ns = s->now_ns;
+  o->sent = p->out_count < SYN_MAX_TOM_OOO;
   o->kind = kind;
   o->blen = (uint16_t)blen;
   if (blen) memcpy(o->bytes, bytes, blen);
@@ -427,16 +434,24 @@ static void send_seq(tom_t *s, uint32_t k, uint8_t kind, uint64_t stable, const 
   s->unacked_total++;
   p->sent_ts = max_u64(p->sent_ts, o->ts);
   p->sent_stable = max_u64(p->sent_stable, o->stable);
-  emit(s, k, kind, o->ts, o->stable, o->lseq, o->bytes, o->blen, fx);
+  if (o->sent) emit(s, k, kind, o->ts, o->stable, o->lseq, o->bytes, o->blen, fx);
 }
 
-/* k has processed our messages up to lack. */
-static void take_lack(tom_t *s, uint32_t k, uint64_t lack) {
+/* k has processed our messages up to lack: drop them, and put on the wire
+ * what its window now has room for (at most SYN_MAX_TOM_OOO effects). */
+static void take_lack(tom_t *s, uint32_t k, uint64_t lack, syn_effects_t *fx) {
   peer_t *p = &s->peer[k];
   while (p->out_count > 0 && p->out[p->out_head].lseq <= lack) {
     p->out_head = (p->out_head + 1) % SYN_MAX_TOM_UNACKED;
     p->out_count--;
     s->unacked_total--;
+  }
+  for (uint32_t i = 0; i < p->out_count && i < SYN_MAX_TOM_OOO; i++) {
+    outmsg_t *o = &p->out[(p->out_head + i) % SYN_MAX_TOM_UNACKED];
+    if (o->sent) continue;
+    o->sent = true;
+    o->sent_ns = s->now_ns;
+    emit(s, k, o->kind, o->ts, o->stable, o->lseq, o->bytes, o->blen, fx);
   }
 }
 
@@ -496,7 +511,7 @@ static void on_message(tom_t *s, const syn_event_t *ev, syn_effects_t *fx) {
     reject(k, SYN_TOM_R_BAD_FIELD, fx);
     return;
   }
-  take_lack(s, k, lack);
+  take_lack(s, k, lack, fx);
   if (lseq == 0) return;                           /* a pure link ack */
   if (lseq < p->rx_next) {                         /* it missed our lack: tell it again */
     p->link_ack_owed = true;
@@ -727,7 +742,7 @@ static void retransmit(tom_t *s, syn_effects_t *fx) {
     peer_t *p = &s->peer[k];
     for (uint32_t i = 0; i < p->out_count && i < SYN_MAX_TOM_RESEND; i++) {
       outmsg_t *o = &p->out[(p->out_head + i) % SYN_MAX_TOM_UNACKED];
-      if (s->now_ns - o->sent_ns < s->retransmit_ns) break;   /* the rest are younger */
+      if (!o->sent || s->now_ns - o->sent_ns < s->retransmit_ns) break;   /* the rest are younger */
       if (!room(s, fx, 1)) return;
       o->sent_ns = s->now_ns;
       emit(s, k, o->kind, o->ts, o->stable, o->lseq, o->bytes, o->blen, fx);

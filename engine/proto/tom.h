@@ -9,7 +9,7 @@
 #define SYN_MAX_TOM_NODES       64     /* cluster size; init rejects more (-SYN_ELIMIT) */
 #define SYN_MAX_TOM_PENDING     1024   /* multicast messages held until delivered */
 #define SYN_MAX_TOM_WORD_BYTES  64     /* one multicast word (a client request) */
-#define SYN_MAX_TOM_UNACKED     64     /* sent but not yet acknowledged, per peer */
+#define SYN_MAX_TOM_UNACKED     64     /* queued, not yet acknowledged, per peer (the first OOO on the wire) */
 #define SYN_MAX_TOM_OOO         16     /* receive window (held ahead of a gap), per peer */
 #define SYN_MAX_TOM_RESEND      16     /* retransmitted per peer per retransmit firing */
 #define SYN_MAX_TOM_ECHO_BYTES  192    /* the signed data frame carried by an echo */
