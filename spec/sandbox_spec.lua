@@ -194,12 +194,7 @@ describe("hooks cannot corrupt the simulator", function()
 end)
 
 describe("synod run", function()
-  local function sh(cmd)
-    local p = io.popen(cmd .. " 2>&1; echo \"rc=$?\"")
-    local out = p:read("a")
-    p:close()
-    return out, tonumber(out:match("rc=(%d+)%s*$"))
-  end
+  local sh = require "support.sh"
 
   it("exits 2 with a clear error for a broken script", function()
     local path = os.tmpname()

@@ -4,12 +4,7 @@
 -- up here (an intended one is a one-line update with its reason in the commit).
 local synod = require "synod"
 
-local function run(cmd)
-  local p = io.popen(cmd .. " 2>&1; echo \"rc=$?\"")
-  local out = p:read("a")
-  p:close()
-  return out, tonumber(out:match("rc=(%d+)%s*$"))
-end
+local run = require "support.sh"
 
 describe("scenarios", function()
   for _, name in ipairs({ "tom_basic", "tom_attacks", "tom_partition", "showcase" }) do

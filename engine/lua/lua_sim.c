@@ -14,7 +14,6 @@
 #define SIM_MT   "synod.Sim"
 #define NODE_MT  "synod.Node"
 #define DIST_MT  "synod.Dist"
-#define MSG_MT   "synod.Msg"
 #define NODES_MT "synod.Nodes"
 #define CHECKS_MT "synod.Checks"   /* nodes:check()'s result; per-check verdicts are synod.Verdict */
 
@@ -188,88 +187,6 @@ static void read_link(lua_State *L, int t, syn_link_t *link, const char *fname) 
   link->fifo = !field_bool(L, t, "reorder", !link->fifo);
 }
 
-/* ---- messages ---- */
-
-static void push_msg(lua_State *L, const syn_msg_t *m) {
-  const syn_msg_def_t *def = m->def;
-  lua_createtable(L, 0, def->nfields + 2);
-  lua_pushstring(L, def->type ? def->name : "?");
-  lua_setfield(L, -2, "type");
-  lua_pushstring(L, def->proto);
-  lua_setfield(L, -2, "proto");
-  for (uint8_t i = 0; i < def->nfields; i++) {
-    if (def->fields[i].kind == SYN_FIELD_U64) lua_pushinteger(L, (lua_Integer)m->u[i]);
-    else lua_pushlstring(L, (const char *)m->b[i].ptr, m->b[i].len);
-    lua_setfield(L, -2, def->fields[i].name);
-  }
-  luaL_setmetatable(L, MSG_MT);
-}
-
-static bool reserved_key(const char *k) {
-  return !strcmp(k, "type") || !strcmp(k, "proto") || !strcmp(k, "to") || !strcmp(k, "delay");
-}
-
-/* Reads a message table at idx into out; BYTES fields view the table's
- * strings (valid while the table is reachable). Raises on a bad message. */
-static void check_msg(lua_State *L, int idx, const char *default_proto, syn_msg_t *out) {
-  idx = lua_absindex(L, idx);
-  luaL_checktype(L, idx, LUA_TTABLE);
-  lua_getfield(L, idx, "proto");
-  const char *proto = lua_isnil(L, -1) ? default_proto : lua_tostring(L, -1);
-  lua_getfield(L, idx, "type");
-  const char *type = lua_tostring(L, -1);
-  if (proto == NULL || type == NULL) luaL_error(L, "message needs a string 'type' (and 'proto')");
-  const syn_msg_def_t *def = syn_wire_def_by_name(proto, type);
-  if (def == NULL) luaL_error(L, "unknown message type '%s.%s'", proto, type);
-  lua_pop(L, 2);
-  memset(out, 0, sizeof *out);
-  out->def = def;
-  for (uint8_t i = 0; i < def->nfields; i++) {
-    const syn_field_def_t *f = &def->fields[i];
-    lua_getfield(L, idx, f->name);
-    if (f->kind == SYN_FIELD_U64) {
-      int ok;
-      lua_Integer v = lua_tointegerx(L, -1, &ok);
-      if (!ok) luaL_error(L, "field '%s' of %s.%s must be an integer (got %s)", f->name, proto, type, luaL_typename(L, -1));
-      out->u[i] = (uint64_t)v;
-    } else {
-      if (lua_type(L, -1) != LUA_TSTRING)
-        luaL_error(L, "field '%s' of %s.%s must be a string (got %s)", f->name, proto, type, luaL_typename(L, -1));
-      size_t len;
-      const char *s = lua_tolstring(L, -1, &len);
-      if (len > f->max_bytes) luaL_error(L, "field '%s' of %s.%s is %d bytes, over its limit of %d", f->name, proto, type, (int)len, (int)f->max_bytes);
-      out->b[i].ptr = (const uint8_t *)s;
-      out->b[i].len = (uint32_t)len;
-    }
-    lua_pop(L, 1);
-  }
-  lua_pushnil(L);
-  while (lua_next(L, idx)) {
-    lua_pop(L, 1);
-    if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "message %s.%s has a non-string key", proto, type);
-    const char *k = lua_tostring(L, -1);
-    if (!reserved_key(k) && syn_wire_field(def, k) < 0) luaL_error(L, "unknown field '%s' for %s.%s", k, proto, type);
-  }
-}
-
-static int l_msg_copy(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
-  lua_newtable(L);
-  lua_pushnil(L);
-  while (lua_next(L, 1)) { lua_pushvalue(L, -2); lua_insert(L, -2); lua_rawset(L, -4); }
-  luaL_setmetatable(L, MSG_MT);
-  return 1;
-}
-
-/* synod.msg{ proto=, type=, … } — a checked message table. */
-static int l_msg(lua_State *L) {
-  syn_msg_t m;
-  check_msg(L, 1, NULL, &m);
-  lua_settop(L, 1);
-  luaL_setmetatable(L, MSG_MT);
-  return 1;
-}
-
 /* ---- behaviour bridge ----
  * Every hook runs on the simulation's own thread (ls->T) inside synL_pcall:
  * the protected function below does all the Lua work — fetching the hook,
@@ -305,7 +222,7 @@ static void emit_table(lua_State *T, int idx, syn_node_t *node, uint32_t default
   if (to < 0 || (uint64_t)to >= node->n) luaL_error(T, "message destination %d out of range", (int)to);
   int64_t delay = synL_fieldtime(T, idx, "delay", 0, "on_send");
   syn_msg_t m;
-  check_msg(T, idx, node->proto->name, &m);
+  synL_check_msg(T, idx, 0, NULL, node->proto->name, &m);
   int rc = syn_node_emit(node, (uint32_t)to, &m, delay);
   if (rc) luaL_error(T, "cannot send %s.%s: %s", m.def->proto, m.def->name, syn_strerror(rc));
 }
@@ -323,7 +240,7 @@ static int run_on_send(lua_State *T) {
     return 0;
   }
   push_node(T, b->ls, b->id);
-  push_msg(T, m);
+  synL_push_msg(T, m);
   lua_pushinteger(T, to);
   lua_call(T, 3, 1);
   if (!lua_toboolean(T, -1)) { node->c.hook_drops++; return 0; }
@@ -353,11 +270,11 @@ static int run_on_receive(lua_State *T) {
   syn_msg_t kept = *m;
   if (get_hook(T, b, "on_receive")) {
     push_node(T, b->ls, b->id);
-    push_msg(T, m);
+    synL_push_msg(T, m);
     lua_pushinteger(T, from);
     lua_call(T, 3, 1);
     if (!lua_toboolean(T, -1)) { lua_pushboolean(T, 0); return 1; }
-    check_msg(T, -1, node->proto->name, &kept);
+    synL_check_msg(T, -1, 0, NULL, node->proto->name, &kept);
   }
   size_t len;
   int rc = syn_wire_payload_size(&kept, &len);
@@ -954,7 +871,7 @@ static int l_node_send(lua_State *L) {
   uint32_t to = check_node_id(L, 2, ln->ls);
   int64_t delay = synL_opttime(L, 4, 0);
   syn_msg_t m;
-  check_msg(L, 3, node->proto->name, &m);
+  synL_check_msg(L, 3, 2, NULL, node->proto->name, &m);
   int rc = syn_node_emit(node, to, &m, delay);
   if (rc) luaL_error(L, "cannot send: %s", syn_strerror(rc));
   return 0;
@@ -976,7 +893,7 @@ static int l_node_frame(lua_State *L) {
   lnode_t *ln = check_node(L, 1);
   syn_node_t *node = node_of(ln);
   syn_msg_t m;
-  check_msg(L, 2, node->proto->name, &m);
+  synL_check_msg(L, 2, 1, NULL, node->proto->name, &m);
   size_t len;
   int rc = syn_wire_frame_encode(&m, node->id, node->frame_buf, SYN_MAX_FRAME_BYTES, &len);
   if (rc == 0 && node->sign) rc = syn_crypto_sign_frame(&node->ident, node->frame_buf, len);
@@ -1242,12 +1159,6 @@ void synL_open_sim(lua_State *L) {
   lua_pushcfunction(L, l_dist_tostring); lua_setfield(L, -2, "__tostring");
   lua_pop(L, 1);
 
-  luaL_newmetatable(L, MSG_MT);
-  lua_newtable(L);
-  lua_pushcfunction(L, l_msg_copy); lua_setfield(L, -2, "copy");
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
-
   luaL_newmetatable(L, CHECKS_MT);
   lua_newtable(L);
   lua_pushcfunction(L, l_verdict_explain); lua_setfield(L, -2, "explain");
@@ -1255,7 +1166,6 @@ void synL_open_sim(lua_State *L) {
   lua_pop(L, 1);
 
   lua_pushcfunction(L, l_sim_new); lua_setfield(L, -2, "sim");
-  lua_pushcfunction(L, l_msg); lua_setfield(L, -2, "msg");
   luaL_newlib(L, dist_funcs);
   lua_setfield(L, -2, "dist");
 }

@@ -55,15 +55,16 @@ static int field_error(lua_State *L, int arg, const char *name, const char *what
 }
 
 /* The u64 at idx: any Lua integer (its bits), or an integer-valued float in
- * [0, 2^64). */
-static uint64_t check_u64(lua_State *L, int idx, int arg, const char *name) {
+ * [0, 2^64). Errors as msg_error. */
+static int msg_error(lua_State *L, int arg, const syn_msg_def_t *def, const char *field, const char *what);
+static uint64_t check_u64(lua_State *L, int idx, int arg, const syn_msg_def_t *def, const char *name) {
   if (lua_type(L, idx) != LUA_TNUMBER) {
-    field_error(L, arg, name, lua_pushfstring(L, "integer expected, got %s", luaL_typename(L, idx)));
+    msg_error(L, arg, def, name, lua_pushfstring(L, "integer expected, got %s", luaL_typename(L, idx)));
   }
   if (lua_isinteger(L, idx)) return (uint64_t)lua_tointeger(L, idx);
   lua_Number x = lua_tonumber(L, idx);
   if (!(x >= 0 && x < 18446744073709551616.0) || (lua_Number)(uint64_t)x != x) {
-    field_error(L, arg, name, lua_pushfstring(L, "non-negative integer expected, got %f", x));
+    msg_error(L, arg, def, name, lua_pushfstring(L, "non-negative integer expected, got %f", x));
   }
   return (uint64_t)x;
 }
@@ -96,6 +97,125 @@ static int push_keys_fail(lua_State *L, int rc) {
 
 /* ---- synod.wire ---- */
 
+/* ---- messages as Lua tables: the one marshaller ----
+ * A message is a table { proto =, type =, <fields by name> } with the
+ * metatable synod.Msg (:copy()). Header keys proto, type, sender, to and
+ * delay may stand beside the fields; any other key must name a field. All
+ * reads are raw: no metamethod runs while C holds a half-built message. */
+
+#define MSG_MT "synod.Msg"
+
+/* Raises a field error: as argument arg of the running function when arg >
+ * 0, otherwise naming the message. */
+static int msg_error(lua_State *L, int arg, const syn_msg_def_t *def, const char *field, const char *what) {
+  if (arg > 0) return luaL_argerror(L, arg, lua_pushfstring(L, "field '%s': %s", field, what));
+  return luaL_error(L, "message %s.%s: field '%s': %s", def->proto, def->name, field, what);
+}
+
+static bool header_key(const char *k) {
+  return !strcmp(k, "proto") || !strcmp(k, "type") || !strcmp(k, "sender") || !strcmp(k, "to") || !strcmp(k, "delay");
+}
+
+/* Reads a raw string key of table t, or NULL. */
+static const char *raw_string(lua_State *L, int t, const char *key) {
+  lua_pushstring(L, key);
+  lua_rawget(L, t);
+  const char *v = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+  lua_pop(L, 1);   /* the table keeps the string alive */
+  return v;
+}
+
+const syn_msg_def_t *synL_check_msg(lua_State *L, int idx, int arg, const syn_msg_def_t *def,
+                                    const char *default_proto, syn_msg_t *out) {
+  idx = lua_absindex(L, idx);
+  if (!lua_istable(L, idx)) {
+    if (arg > 0) luaL_typeerror(L, arg, "message table");
+    luaL_error(L, "a message must be a table (got %s)", luaL_typename(L, idx));
+  }
+  const char *proto = raw_string(L, idx, "proto"), *type = raw_string(L, idx, "type");
+  if (def == NULL) {
+    if (proto == NULL) proto = default_proto;
+    if (proto == NULL || type == NULL) luaL_error(L, "a message needs a string 'type' (and 'proto')");
+    def = syn_wire_def_by_name(proto, type);
+    if (def == NULL) luaL_error(L, "unknown message type '%s.%s'", proto, type);
+  } else {
+    if (proto && strcmp(proto, def->proto) != 0) msg_error(L, arg, def, "proto", lua_pushfstring(L, "must be '%s' when given", def->proto));
+    if (type && strcmp(type, def->name) != 0) msg_error(L, arg, def, "type", lua_pushfstring(L, "must be '%s' when given", def->name));
+  }
+  lua_pushnil(L);
+  while (lua_next(L, idx) != 0) {
+    if (lua_type(L, -2) != LUA_TSTRING) {
+      if (arg > 0) luaL_argerror(L, arg, lua_pushfstring(L, "field names must be strings, got %s", luaL_typename(L, -2)));
+      luaL_error(L, "message %s.%s has a non-string key", def->proto, def->name);
+    }
+    const char *k = lua_tostring(L, -2);
+    if (!header_key(k) && syn_wire_field(def, k) < 0) {
+      if (arg > 0) luaL_argerror(L, arg, lua_pushfstring(L, "unknown field '%s' for %s.%s", k, def->proto, def->name));
+      luaL_error(L, "unknown field '%s' for %s.%s", k, def->proto, def->name);
+    }
+    lua_pop(L, 1);
+  }
+  memset(out, 0, sizeof *out);
+  out->def = def;
+  for (uint8_t i = 0; i < def->nfields; i++) {
+    const syn_field_def_t *f = &def->fields[i];
+    lua_pushstring(L, f->name);
+    lua_rawget(L, idx);
+    if (lua_isnil(L, -1)) msg_error(L, arg, def, f->name, "missing");
+    if (f->kind == SYN_FIELD_U64) {
+      out->u[i] = check_u64(L, -1, arg, def, f->name);
+    } else {
+      if (lua_type(L, -1) != LUA_TSTRING)
+        msg_error(L, arg, def, f->name, lua_pushfstring(L, "string expected, got %s", luaL_typename(L, -1)));
+      size_t len;
+      const char *str = lua_tolstring(L, -1, &len);
+      if (len > f->max_bytes)
+        msg_error(L, arg, def, f->name, lua_pushfstring(L, "%I bytes, over its limit of %I",
+                                                        (lua_Integer)len, (lua_Integer)f->max_bytes));
+      out->b[i].ptr = (const uint8_t *)str;     /* the table keeps it alive */
+      out->b[i].len = (uint32_t)len;
+    }
+    lua_pop(L, 1);
+  }
+  return def;
+}
+
+void synL_push_msg(lua_State *L, const syn_msg_t *m) {
+  const syn_msg_def_t *def = m->def;
+  lua_createtable(L, 0, def->nfields + 3);
+  lua_pushstring(L, def->proto);
+  lua_setfield(L, -2, "proto");
+  lua_pushstring(L, def->name);
+  lua_setfield(L, -2, "type");
+  for (uint8_t i = 0; i < def->nfields; i++) {
+    if (def->fields[i].kind == SYN_FIELD_U64) lua_pushinteger(L, (lua_Integer)m->u[i]);
+    else lua_pushlstring(L, m->b[i].len ? (const char *)m->b[i].ptr : "", m->b[i].len);
+    lua_setfield(L, -2, def->fields[i].name);
+  }
+  luaL_setmetatable(L, MSG_MT);
+}
+
+/* msg:copy() — a shallow copy, still a synod.Msg. */
+static int l_msg_copy(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_newtable(L);
+  lua_pushnil(L);
+  while (lua_next(L, 1)) { lua_pushvalue(L, -2); lua_insert(L, -2); lua_rawset(L, -4); }
+  luaL_setmetatable(L, MSG_MT);
+  return 1;
+}
+
+/* synod.msg{ proto=, type=, … } — a checked message table. */
+static int l_msg(lua_State *L) {
+  syn_msg_t m;
+  synL_check_msg(L, 1, 1, NULL, NULL, &m);
+  lua_settop(L, 1);
+  luaL_setmetatable(L, MSG_MT);
+  return 1;
+}
+
+/* ---- synod.wire ---- */
+
 /* encode(proto, type, fields [, sender]) -> frame (unsigned: zero signature).
  * fields may also carry proto/type/sender (a decoded message re-encodes as
  * is); when present they must agree with the arguments. */
@@ -107,27 +227,11 @@ static int l_encode(lua_State *L) {
   if (def == NULL) {
     return luaL_argerror(L, 2, lua_pushfstring(L, "unknown message type '%s' in protocol '%s'", type, proto));
   }
-  /* every key must name a field (or be one of the header keys) */
-  lua_pushnil(L);
-  while (lua_next(L, 3) != 0) {
-    if (lua_type(L, -2) != LUA_TSTRING) {
-      return luaL_argerror(L, 3, lua_pushfstring(L, "field names must be strings, got %s",
-                                                 luaL_typename(L, -2)));
-    }
-    const char *k = lua_tostring(L, -2);
-    if (strcmp(k, "proto") == 0 || strcmp(k, "type") == 0) {
-      const char *want = k[0] == 'p' ? proto : type;
-      if (lua_type(L, -1) != LUA_TSTRING || strcmp(lua_tostring(L, -1), want) != 0) {
-        field_error(L, 3, k, lua_pushfstring(L, "must be '%s' when given", want));
-      }
-    } else if (strcmp(k, "sender") != 0 && syn_wire_field(def, k) < 0) {
-      return luaL_argerror(L, 3, lua_pushfstring(L, "unknown field '%s' for %s.%s", k, proto, type));
-    }
-    lua_pop(L, 1);
-  }
+  syn_msg_t m;
+  synL_check_msg(L, 3, 3, def, NULL, &m);
   lua_Integer sender = 0;
   lua_pushliteral(L, "sender");
-  lua_rawget(L, 3);   /* raw like lua_next above: no metamethods run mid-encode */
+  lua_rawget(L, 3);
   bool in_table = !lua_isnil(L, -1);
   if (in_table) {
     if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 0 || lua_tointeger(L, -1) > UINT32_MAX) {
@@ -142,31 +246,6 @@ static int l_encode(lua_State *L) {
       return luaL_argerror(L, 4, lua_pushfstring(L, "sender %I differs from fields.sender %I", s, sender));
     }
     sender = s;
-  }
-  syn_msg_t m;
-  memset(&m, 0, sizeof m);
-  m.def = def;
-  luaL_checkstack(L, def->nfields + 4, "encode");
-  for (uint8_t i = 0; i < def->nfields; i++) {
-    const syn_field_def_t *f = &def->fields[i];
-    lua_pushstring(L, f->name);
-    lua_rawget(L, 3);   /* stays on the stack until the frame is built: keeps strings alive */
-    if (lua_isnil(L, -1)) field_error(L, 3, f->name, "missing");
-    if (f->kind == SYN_FIELD_U64) {
-      m.u[i] = check_u64(L, -1, 3, f->name);
-    } else {
-      if (lua_type(L, -1) != LUA_TSTRING) {
-        field_error(L, 3, f->name, lua_pushfstring(L, "string expected, got %s", luaL_typename(L, -1)));
-      }
-      size_t len;
-      const char *s = lua_tolstring(L, -1, &len);
-      if (len > f->max_bytes) {
-        field_error(L, 3, f->name, lua_pushfstring(L, "%I bytes, over its limit of %I",
-                                                   (lua_Integer)len, (lua_Integer)f->max_bytes));
-      }
-      m.b[i].ptr = (const uint8_t *)s;
-      m.b[i].len = (uint32_t)len;
-    }
   }
   size_t plen;
   int rc = syn_wire_payload_size(&m, &plen);
@@ -188,19 +267,9 @@ static int l_decode(lua_State *L) {
   syn_msg_t m;
   int rc = syn_wire_frame_decode((const uint8_t *)s, len, &f, &m);
   if (rc) return push_fail(L, rc);
-  const syn_msg_def_t *def = f.def;
-  lua_createtable(L, 0, def->nfields + 3);
-  lua_pushstring(L, def->proto);
-  lua_setfield(L, -2, "proto");
-  lua_pushstring(L, def->name);
-  lua_setfield(L, -2, "type");
+  synL_push_msg(L, &m);
   lua_pushinteger(L, (lua_Integer)f.sender);
   lua_setfield(L, -2, "sender");
-  for (uint8_t i = 0; i < def->nfields; i++) {
-    if (def->fields[i].kind == SYN_FIELD_U64) lua_pushinteger(L, (lua_Integer)m.u[i]);
-    else lua_pushlstring(L, m.b[i].len ? (const char *)m.b[i].ptr : "", m.b[i].len);
-    lua_setfield(L, -2, def->fields[i].name);
-  }
   return 1;
 }
 
@@ -528,6 +597,15 @@ void synL_open_wire(lua_State *L) {
     lua_setfield(L, -2, "__gc");
   }
   lua_pop(L, 1);
+
+  luaL_newmetatable(L, MSG_MT);
+  lua_newtable(L);
+  lua_pushcfunction(L, l_msg_copy);
+  lua_setfield(L, -2, "copy");
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+  lua_pushcfunction(L, l_msg);
+  lua_setfield(L, -2, "msg");
 
   static const luaL_Reg wire[] = {
     { "encode", l_encode }, { "decode", l_decode }, { NULL, NULL },

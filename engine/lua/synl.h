@@ -11,6 +11,7 @@
 #include <lauxlib.h>
 
 #include "../base/base.h"
+#include "../wire/wire.h"
 
 /* Each synL_open_* is called with the module table on top of the stack; it
  * sets its functions/sub-tables into it and leaves the stack as it was. */
@@ -29,6 +30,16 @@ int synL_pcall(lua_State *L, int nargs, int nresults, const char *what, int budg
 /* The PRNG of the simulation whose hook, callback or stop function is
  * running, or NULL when none is (lua_sim.c). */
 syn_prng_t *synL_current_prng(void);
+
+/* Reads the message table at idx into out (lua_wire.c). With def given the
+ * table's proto/type must agree with it; otherwise they pick the type (proto
+ * defaulting to default_proto). BYTES fields view the table's strings, valid
+ * while the table is reachable. Errors name argument arg, or (arg 0) the
+ * message. Returns the type. */
+const syn_msg_def_t *synL_check_msg(lua_State *L, int idx, int arg, const syn_msg_def_t *def,
+                                    const char *default_proto, syn_msg_t *out);
+/* Pushes m as a synod.Msg table (copies of every field). */
+void synL_push_msg(lua_State *L, const syn_msg_t *m);
 
 /* A time argument: integer nanoseconds or a string like "5ms". */
 int64_t synL_checktime(lua_State *L, int arg);
