@@ -14,5 +14,7 @@ __attribute__((visibility("default"))) int luaopen_synod(lua_State *L) {
   synL_open_wire(L);
   synL_open_history(L);
   synL_open_sim(L);
+  synL_open_kv(L);
+  synL_open_lin(L);
   return 1;
 }

@@ -19,6 +19,8 @@ void synL_open_wire(lua_State *L);     /* synod.wire.*, synod.crypto.*, synod.be
 void synL_open_history(lua_State *L);  /* synod.history{…} and its checkers */
 void synL_open_sim(lua_State *L);      /* synod.sim{…}, synod.dist.*, nodes, behaviours */
 void synL_open_sandbox(lua_State *L);  /* synod.sandbox, synod.data, synod.time */
+void synL_open_kv(lua_State *L);       /* synod.kv(): the replicated key-value app (lua_kv.c) */
+void synL_open_lin(lua_State *L);      /* synod.kv_history(): linearizability (lua_lin.c) */
 
 /* Calls the function below nargs arguments in protected mode with a
  * traceback handler. On error returns the Lua status and leaves the message
