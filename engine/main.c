@@ -130,7 +130,11 @@ static int cmd_keygen(int argc, char **argv) {
   if (out == NULL || n == 0) return fail_usage("keygen needs --out DIR and -n N%s", "");
   int rc = syn_crypto_init();
   if (rc == 0) rc = syn_keys_write(out, (uint32_t)n, has_seed, seed);
-  if (rc) { fprintf(stderr, "synod: keygen into '%s' failed: %s\n", out, syn_strerror(rc)); return 1; }
+  if (rc) {
+    const char *why = syn_keys_error();
+    fprintf(stderr, "synod: keygen into '%s' failed: %s\n", out, why[0] ? why : syn_strerror(rc));
+    return 1;
+  }
   printf("wrote %llu key pairs to %s (public keys: %s/keys.pub)\n", (unsigned long long)n, out, out);
   return 0;
 }
