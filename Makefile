@@ -20,7 +20,7 @@ SRCS    := $(filter-out engine/main.c,$(shell find engine -name '*.c' | sort))
 OBJS    := $(SRCS:%.c=$(BUILD)/%.o)
 DEPS    := $(OBJS:.o=.d) $(BUILD)/engine/main.d
 
-SEEDS   ?=
+SEEDS   ?= $(SYNOD_SEEDS)
 LUA_ENV := LUA_PATH='./scripts/?.lua;./scripts/?/init.lua;;' LUA_CPATH='./?.so;;'
 BUSTED  ?= busted --lua=lua5.4
 

@@ -99,7 +99,11 @@ static int cmd_run(int argc, char **argv) {
   lua_getfield(L, -1, "loadfile");
   lua_pushstring(L, file);
   int status;
-  if (synL_pcall(L, 1, 1, "synod run", 0) != LUA_OK || synL_pcall(L, 0, 1, file, 0) != LUA_OK) {
+  lua_call(L, 1, 2);                      /* loadfile: function, or nil and the syntax error */
+  if (lua_isnil(L, -2)) {
+    fprintf(stderr, "synod: %s\n", lua_tostring(L, -1));
+    status = 2;
+  } else if (lua_pop(L, 1), synL_pcall(L, 0, 1, NULL, 0) != LUA_OK) {
     fprintf(stderr, "synod: %s\n", lua_tostring(L, -1));
     status = 2;
   } else if (lua_istable(L, -1)) {
@@ -141,6 +145,27 @@ static int cmd_keygen(int argc, char **argv) {
 
 /* ---- REPL ---- */
 
+/* How the REPL shows a value: tables as {k = v, …}, keys sorted, two levels
+ * deep, long ones cut. A Lua chunk because it is presentation only. */
+static const char show_src[] =
+  "local function key(k) if type(k) == 'string' and k:match('^[%a_][%w_]*$') then return k end\n"
+  "  return '[' .. (type(k) == 'string' and ('%q'):format(k) or tostring(k)) .. ']' end\n"
+  "local function show(v, depth)\n"
+  "  if type(v) == 'string' then return depth > 0 and ('%q'):format(v) or v end\n"
+  "  if type(v) ~= 'table' or getmetatable(v) and getmetatable(v).__tostring then return tostring(v) end\n"
+  "  if depth >= 2 then return '{…}' end\n"
+  "  local keys, n = {}, #v\n"
+  "  for k in pairs(v) do if not (math.type(k) == 'integer' and k >= 1 and k <= n) then keys[#keys + 1] = k end end\n"
+  "  table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)\n"
+  "  local parts = {}\n"
+  "  for i = 1, math.min(n, 20) do parts[#parts + 1] = show(v[i], depth + 1) end\n"
+  "  if n > 20 then parts[#parts + 1] = ('… %d more'):format(n - 20) end\n"
+  "  for i = 1, math.min(#keys, 30) do parts[#parts + 1] = key(keys[i]) .. ' = ' .. show(v[keys[i]], depth + 1) end\n"
+  "  if #keys > 30 then parts[#parts + 1] = ('… %d more keys'):format(#keys - 30) end\n"
+  "  return '{' .. table.concat(parts, ', ') .. '}'\n"
+  "end\n"
+  "return function(v) return show(v, 0) end\n";
+
 static bool incomplete(lua_State *L, int status) {
   if (status != LUA_ERRSYNTAX) return false;
   size_t len;
@@ -151,6 +176,11 @@ static bool incomplete(lua_State *L, int status) {
 static int cmd_repl(void) {
   lua_State *L = new_state();
   bool tty = isatty(STDIN_FILENO);
+  if (luaL_loadstring(L, show_src) != LUA_OK || lua_pcall(L, 0, 1, 0) != LUA_OK) {
+    fprintf(stderr, "synod: %s\n", lua_tostring(L, -1));
+    return 2;
+  }
+  int show = luaL_ref(L, LUA_REGISTRYINDEX);
   if (tty) printf("synod %s — Lua %s.%s with `synod` loaded; Ctrl-D quits.\n", SYN_VERSION, LUA_VERSION_MAJOR, LUA_VERSION_MINOR);
   char *line;
   int status = 0;
@@ -184,8 +214,10 @@ static int cmd_repl(void) {
       if (rc == LUA_OK) {
         int nres = lua_gettop(L) - base + 1;
         for (int i = 0; i < nres; i++) {
-          const char *s = luaL_tolstring(L, base + i, NULL);
-          printf(i ? "\t%s" : "%s", s);
+          lua_rawgeti(L, LUA_REGISTRYINDEX, show);
+          lua_pushvalue(L, base + i);
+          const char *s = lua_pcall(L, 1, 1, 0) == LUA_OK ? lua_tostring(L, -1) : NULL;
+          printf(i ? "\t%s" : "%s", s ? s : "?");
           lua_pop(L, 1);
         }
         if (nres > 0) printf("\n");

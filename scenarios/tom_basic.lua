@@ -22,7 +22,7 @@ local verdict = nodes:check { liveness = { bound = "5s" } }
 report.print_run("tom_basic", sim, nodes, verdict)
 local ok = verdict.ok and reason == "stop"
 return report.finish {
-  ok = ok, seed = seed, trace = sim:trace_hash(), script = "scenarios/tom_basic.lua",
+  ok = ok, seed = seed, trace = sim:trace_hash(), script = "scenarios/tom_basic.lua", verdict = verdict,
   reason = not ok and (reason ~= "stop" and ("run ended by " .. reason) or "checks failed") or nil,
   facts = { delivered = nodes:min_delivered(), nodes = report.nodes(nodes) },
 }

@@ -32,7 +32,7 @@ for i = 1, nodes.n do
 end
 local verdict = nodes:check { liveness = { heal_at = HEAL, bound = "5s" } }
 report.print_run("tom_partition", sim, nodes, verdict)
-print(("deliveries while partitioned: %d · delivered after heal: %d of %d on every node"):format(
+print(("deliveries while partitioned: %d · delivered by the end: %d of %d on every node"):format(
   during, nodes:min_delivered(), load.count))
 
 local ok = verdict.ok and reason == "stop" and during == 0
@@ -42,7 +42,7 @@ if not ok then
      or reason ~= "stop" and ("run ended by " .. reason) or "checks failed"
 end
 return report.finish {
-  ok = ok, seed = seed, trace = sim:trace_hash(), script = "scenarios/tom_partition.lua", reason = why,
+  ok = ok, seed = seed, trace = sim:trace_hash(), script = "scenarios/tom_partition.lua", reason = why, verdict = verdict,
   facts = { during_partition = during, delivered = nodes:min_delivered(), submitted = load.count,
             nodes = report.nodes(nodes) },
 }

@@ -8,10 +8,18 @@ local synod = require "synod"
 
 local M = {}
 
+-- A table is a JSON array only when its keys are exactly 1..#v; any other
+-- table (node ids as keys, say) is an object with string keys.
+local function is_array(v)
+  local n = 0
+  for _ in pairs(v) do n = n + 1 end
+  return n > 0 and n == #v
+end
+
 local function json(v)
   local t = type(v)
   if t == "table" then
-    if #v > 0 or next(v) == nil then
+    if is_array(v) then
       local parts = {}
       for i = 1, #v do parts[i] = json(v[i]) end
       return "[" .. table.concat(parts, ",") .. "]"
@@ -50,7 +58,10 @@ function M.nodes(nodes)
     local node = nodes[i]
     local c = node:counters()
     local accused = {}
-    for _, e in ipairs(node:evidence()) do accused[e.against] = (accused[e.against] or 0) + 1 end
+    for _, e in ipairs(node:evidence()) do
+      local id = tostring(e.against)          -- string keys: a JSON object, never an array
+      accused[id] = (accused[id] or 0) + 1
+    end
     rows[i] = {
       id = node.id, honest = node:is_honest(), up = node:is_up(),
       delivered = node:delivered(), sent = c.sent, received = c.received,
@@ -62,7 +73,7 @@ end
 
 local function accused_text(map)
   local parts = {}
-  for id, count in pairs(map) do parts[#parts + 1] = ("node %d ×%d"):format(id, count) end
+  for id, count in pairs(map) do parts[#parts + 1] = ("node %s ×%d"):format(id, count) end
   table.sort(parts)
   return #parts > 0 and table.concat(parts, ", ") or "-"
 end
@@ -94,19 +105,34 @@ local function has_flag(flag)
   return false
 end
 
+-- The checks of a nodes:check() result as plain data.
+function M.checks(verdict)
+  local out = {}
+  for _, name in ipairs(verdict.order) do
+    local v = verdict.checks[name]
+    out[name] = { ok = v.ok, explain = v.explain ~= "" and v.explain or nil }
+  end
+  return out
+end
+
 -- Ends a scenario: prints the JSON (with --json) and the verdict line, and
 -- returns the table `synod run` reads (.ok decides the exit code).
---   result = { ok = bool, seed = N, trace = hex, reason = "…" (on failure), facts = {…} }
+--   result = { ok = bool, seed = N, trace = hex, script = "scenarios/x.lua",
+--              reason = "…" (on failure), verdict = nodes:check() result (optional),
+--              facts = {…} (optional) }
 function M.finish(result)
   if has_flag("--json") then
-    print("json: " .. json({ ok = result.ok, seed = result.seed, trace = result.trace,
-                             reason = result.reason, facts = result.facts }))
+    print("json: " .. json({ ok = result.ok, seed = result.seed, trace = result.trace, reason = result.reason,
+                             checks = result.verdict and M.checks(result.verdict) or nil, facts = result.facts }))
   end
   if result.ok then
     print(("verdict: ok seed=%d trace=%s"):format(result.seed, result.trace))
   else
-    print(("verdict: FAIL seed=%d trace=%s (%s) — replay: synod run %s --seed %d"):format(
-      result.seed, result.trace, result.reason or "checks failed", result.script or "<scenario>", result.seed))
+    local args = {}
+    for _, a in ipairs(synod.args or {}) do args[#args + 1] = a end
+    print(("verdict: FAIL seed=%d trace=%s (%s) — replay: ./synod run %s --seed %d%s"):format(
+      result.seed, result.trace, result.reason or "checks failed", result.script or "<scenario>", result.seed,
+      #args > 0 and (" -- " .. table.concat(args, " ")) or ""))
   end
   return result
 end

@@ -87,7 +87,7 @@ end)
 describe("TOM's limits and parameters", function()
   it("refuses a cluster larger than SYN_MAX_TOM_NODES with a clear error", function()
     assert.has_error(function() synod.sim { crypto = "none" }:cluster { protocol = "tom", n = 65 } end,
-      "cannot create the simulation: limit exceeded")
+      "bad field 'n' to 'cluster' (protocol 'tom' runs 1..64 nodes, got 65)")
   end)
 
   it("checks parameter ranges", function()

@@ -107,6 +107,25 @@ static double field_number(lua_State *L, int t, const char *key, double def, dou
   return v;
 }
 
+/* Raises on any key of options table t that is not in allowed (a typo must
+ * not pass silently). */
+static void check_keys(lua_State *L, int t, const char *const *allowed, const char *fname) {
+  lua_pushnil(L);
+  while (lua_next(L, t)) {
+    lua_pop(L, 1);
+    const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    bool ok = false;
+    for (int i = 0; k && allowed[i]; i++) ok |= strcmp(k, allowed[i]) == 0;
+    if (!ok) {
+      luaL_Buffer b;
+      luaL_buffinit(L, &b);
+      for (int i = 0; allowed[i]; i++) { luaL_addstring(&b, i ? ", " : ""); luaL_addstring(&b, allowed[i]); }
+      luaL_pushresult(&b);
+      luaL_error(L, "bad field '%s' to '%s' (unknown option; known: %s)", k ? k : "?", fname, lua_tostring(L, -1));
+    }
+  }
+}
+
 static bool field_bool(lua_State *L, int t, const char *key, bool def) {
   lua_getfield(L, t, key);
   bool v = lua_isnil(L, -1) ? def : lua_toboolean(L, -1);
@@ -173,7 +192,9 @@ static void field_dist(lua_State *L, int t, const char *key, syn_dist_t *out, co
       int64_t ns;
       if (lua_isinteger(L, -1)) ns = lua_tointeger(L, -1);
       else if (lua_type(L, -1) == LUA_TSTRING && syn_time_parse(lua_tostring(L, -1), &ns) == 0) {}
-      else luaL_error(L, "bad field '%s' to '%s' (synod.dist or time expected, got %s)", key, fname, luaL_typename(L, -1));
+      else luaL_error(L, "bad field '%s' to '%s' (a synod.dist or a time like \"5ms\" expected, got %s%s%s)", key, fname,
+                      lua_type(L, -1) == LUA_TSTRING ? "'" : "", lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : luaL_typename(L, -1),
+                      lua_type(L, -1) == LUA_TSTRING ? "'" : "");
       out->kind = SYN_DIST_CONSTANT; out->a = (double)ns; out->b = 0;
     }
   }
@@ -408,6 +429,8 @@ static void on_callback(void *ctx, syn_sim_t *sim, uint64_t id) {
 static int l_sim_new(lua_State *L) {
   if (lua_isnoneornil(L, 1)) lua_newtable(L);
   luaL_checktype(L, 1, LUA_TTABLE);
+  static const char *const known[] = { "seed", "latency", "loss", "duplicate", "reorder", "crypto", "trace", "hook_budget", NULL };
+  check_keys(L, 1, known, "sim");
   lsim_t *ls = lua_newuserdatauv(L, sizeof *ls, 1);
   memset(ls, 0, sizeof *ls);
   ls->cbs_ref = ls->nodes_ref = ls->thread_ref = LUA_NOREF;
@@ -479,7 +502,9 @@ static int l_sim_cluster(lua_State *L) {
   lua_getfield(L, 2, "n");
   lua_Integer n = luaL_optinteger(L, -1, 4);
   lua_pop(L, 1);
-  if (n < 1 || n > SYN_MAX_NODES) luaL_error(L, "bad field 'n' to 'cluster' (must be 1..%d, got %d)", SYN_MAX_NODES, (int)n);
+  uint32_t max_n = proto->max_nodes && proto->max_nodes < SYN_MAX_NODES ? proto->max_nodes : SYN_MAX_NODES;
+  if (n < 1 || (uint64_t)n > max_n)
+    luaL_error(L, "bad field 'n' to 'cluster' (protocol '%s' runs 1..%d nodes, got %d)", pname, (int)max_n, (int)n);
   ls->cfg.n = (uint32_t)n;
   ls->cfg.proto = proto;
   syn_proto_defaults(proto, &ls->cfg.cfg);
@@ -592,6 +617,8 @@ static int l_sim_run(lua_State *L) {
   luaL_checktype(L, 2, LUA_TTABLE);
   if (ls->running) luaL_error(L, "sim:run called from inside a running simulation");
   check_not_stepping(L, "run");
+  static const char *const known[] = { "stop", "timeout", "check_every", "max_events", NULL };
+  check_keys(L, 2, known, "run");
   int64_t timeout = synL_fieldtime(L, 2, "timeout", 60 * SYN_NS_PER_S, "run");
   int64_t every = synL_fieldtime(L, 2, "check_every", SYN_NS_PER_MS, "run");
   if (every <= 0) luaL_error(L, "bad field 'check_every' to 'run' (must be positive)");
@@ -745,6 +772,8 @@ static int l_sim_link(lua_State *L) {
   lsim_t *ls = check_live_sim(L, 1);
   uint32_t a = check_node_id(L, 2, ls), b = check_node_id(L, 3, ls);
   luaL_checktype(L, 4, LUA_TTABLE);
+  static const char *const known[] = { "latency", "loss", "duplicate", "reorder", NULL };
+  check_keys(L, 4, known, "link");
   syn_link_t link = *syn_sim_link(ls->sim, a, b);
   read_link(L, 4, &link, "link");
   if (syn_sim_set_link(ls->sim, a, b, &link) != 0) luaL_error(L, "out of memory");
@@ -828,7 +857,19 @@ static int l_node_is_honest(lua_State *L) {
 static int l_node_skew(lua_State *L) {
   lnode_t *ln = check_node(L, 1);
   luaL_checktype(L, 2, LUA_TTABLE);
-  int64_t offset = synL_fieldtime(L, 2, "offset", 0, "skew");
+  static const char *const known[] = { "offset", "rate_ppm", NULL };
+  check_keys(L, 2, known, "skew");
+  /* An offset may be negative: a clock behind. */
+  int64_t offset = 0;
+  lua_getfield(L, 2, "offset");
+  if (lua_isinteger(L, -1)) offset = lua_tointeger(L, -1);
+  else if (lua_type(L, -1) == LUA_TSTRING) {
+    const char *t = lua_tostring(L, -1);
+    bool neg = t[0] == '-';
+    if (syn_time_parse(t + neg, &offset) != 0) luaL_error(L, "bad field 'offset' to 'skew' (time like \"5ms\" or \"-5ms\" expected, got '%s')", t);
+    if (neg) offset = -offset;
+  } else if (!lua_isnil(L, -1)) luaL_error(L, "bad field 'offset' to 'skew' (time expected, got %s)", luaL_typename(L, -1));
+  lua_pop(L, 1);
   double rate = field_number(L, 2, "rate_ppm", 0, -500000, 500000, "skew");
   syn_sim_skew(ln->ls->sim, ln->id, offset, (int64_t)rate);
   return 0;
@@ -871,7 +912,7 @@ static int l_node_send(lua_State *L) {
   uint32_t to = check_node_id(L, 2, ln->ls);
   int64_t delay = synL_opttime(L, 4, 0);
   syn_msg_t m;
-  synL_check_msg(L, 3, 2, NULL, node->proto->name, &m);
+  synL_check_msg(L, 3, 3, NULL, node->proto->name, &m);
   int rc = syn_node_emit(node, to, &m, delay);
   if (rc) luaL_error(L, "cannot send: %s", syn_strerror(rc));
   return 0;
@@ -893,7 +934,7 @@ static int l_node_frame(lua_State *L) {
   lnode_t *ln = check_node(L, 1);
   syn_node_t *node = node_of(ln);
   syn_msg_t m;
-  synL_check_msg(L, 2, 1, NULL, node->proto->name, &m);
+  synL_check_msg(L, 2, 2, NULL, node->proto->name, &m);
   size_t len;
   int rc = syn_wire_frame_encode(&m, node->id, node->frame_buf, SYN_MAX_FRAME_BYTES, &len);
   if (rc == 0 && node->sign) rc = syn_crypto_sign_frame(&node->ident, node->frame_buf, len);
@@ -1014,6 +1055,8 @@ static int l_nodes_check(lua_State *L) {
   lsim_t *ls = ln->ls;
   if (lua_isnoneornil(L, 2)) { lua_settop(L, 1); lua_newtable(L); }
   luaL_checktype(L, 2, LUA_TTABLE);
+  static const char *const known[] = { "liveness", NULL };
+  check_keys(L, 2, known, "check");
   const syn_history_t *h = syn_sim_history(ls->sim);
   static const struct { const char *name; checker_fn fn; } safety[] = {
     { "agreement", syn_check_agreement }, { "total_order", syn_check_total_order },
@@ -1045,6 +1088,8 @@ static int l_nodes_check(lua_State *L) {
     int lt = lua_istable(L, -1) ? lua_gettop(L) : 0;
     int64_t heal_at = ls->healed_at_ns, bound = 5 * SYN_NS_PER_S;
     if (lt) {
+      static const char *const lknown[] = { "heal_at", "bound", NULL };
+      check_keys(L, lt, lknown, "check");
       heal_at = synL_fieldtime(L, lt, "heal_at", heal_at, "check");
       bound = synL_fieldtime(L, lt, "bound", bound, "check");
     }

@@ -48,7 +48,7 @@ int synL_pcall(lua_State *L, int nargs, int nresults, const char *what, int budg
   int rc = lua_pcall(L, nargs, nresults, base);
   if (budget > 0) { lua_sethook(L, old, old_mask, old_count); budget_left = old_budget; }
   lua_remove(L, base);
-  if (rc != LUA_OK) {
+  if (rc != LUA_OK && what != NULL) {
     lua_pushfstring(L, "%s: %s", what, lua_tostring(L, -1) ? lua_tostring(L, -1) : "(no message)");
     lua_remove(L, -2);
   }
@@ -272,7 +272,7 @@ static int l_sandbox_sim(lua_State *L) {
  * outside the simulation (key files, the wall clock, the CSPRNG, file
  * loading, the sandbox itself). */
 static void push_sandboxed_module(lua_State *L) {
-  static const char *const withheld[] = { "sandbox", "bench_wire", "bench_crypto", "crypto", "log_level", NULL };
+  static const char *const withheld[] = { "sandbox", "bench_wire", "bench_crypto", "bench_kv", "crypto", "log_level", NULL };
   lua_getfield(L, LUA_REGISTRYINDEX, "synod.module");
   int real = lua_gettop(L);
   lua_newtable(L);
@@ -315,18 +315,25 @@ static int l_sandbox_load(lua_State *L) {
   return 1;
 }
 
-/* Loads the text file at path as a chunk with env at index env. */
-static void load_script(lua_State *L, const char *path, int env) {
+/* Loads the text file at path as a chunk with env at index env; pushes the
+ * function, or (returning false) the syntax error. */
+static bool try_load_script(lua_State *L, const char *path, int env) {
   env = lua_absindex(L, env);
   push_file(L, path, SYN_MAX_SCRIPT_BYTES);
   size_t len;
   const char *src = lua_tolstring(L, -1, &len);
   char chunkname[PATH_MAX + 2];
   snprintf(chunkname, sizeof chunkname, "@%s", path);
-  if (luaL_loadbufferx(L, src, len, chunkname, "t") != LUA_OK) lua_error(L);
+  bool ok = luaL_loadbufferx(L, src, len, chunkname, "t") == LUA_OK;
   lua_remove(L, -2);
+  if (!ok) return false;
   lua_pushvalue(L, env);
   lua_setupvalue(L, -2, 1);
+  return true;
+}
+
+static void load_script(lua_State *L, const char *path, int env) {
+  if (!try_load_script(L, path, env)) lua_error(L);
 }
 
 /* require(name) inside the sandbox. Upvalues: 1 env, 2 loaded table,
@@ -438,7 +445,8 @@ static int l_sandbox_load_src(lua_State *L) {
 }
 
 /* synod.sandbox.loadfile(path) → function running the script in a fresh
- * sandbox whose require also searches the script's folder. */
+ * sandbox whose require also searches the script's folder, or nil and the
+ * syntax error. */
 static int l_sandbox_loadfile(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   char copy[PATH_MAX];
@@ -448,7 +456,7 @@ static int l_sandbox_loadfile(lua_State *L) {
   lua_pushstring(L, dirname(copy));
   lua_setfield(L, -2, "dir");
   lua_call(L, 1, 1);
-  load_script(L, path, -1);
+  if (!try_load_script(L, path, -1)) { lua_pushnil(L); lua_insert(L, -2); return 2; }
   return 1;
 }
 

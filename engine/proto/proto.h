@@ -123,6 +123,7 @@ typedef struct syn_proto {
   const syn_param_def_t *params; size_t nparams;
   const char *const *reasons; size_t nreasons;   /* reject/evidence reason names */
   size_t state_bytes;                   /* what init expects to fill */
+  uint32_t max_nodes;                   /* largest cluster it runs (init refuses more) */
   /* Fills state (zeroed, state_bytes long) from cfg. */
   int (*init)(void *state, const syn_proto_cfg_t *cfg);
   void (*step)(void *state, const syn_event_t *ev, syn_effects_t *fx);

@@ -878,6 +878,7 @@ const syn_proto_t syn_tom_proto = {
   .params = tom_params, .nparams = SYN_TOM_NPARAMS,
   .reasons = tom_reasons, .nreasons = SYN_TOM_NREASONS,
   .state_bytes = sizeof(tom_t),
+  .max_nodes = SYN_MAX_TOM_NODES,
   .init = tom_init,
   .step = tom_step,
   .status = tom_status,

@@ -1,5 +1,6 @@
 -- Seeds for randomised specs: a fixed list plus $SYNOD_SEEDS ("1,2,3").
--- A failing spec names its seed; replay with SYNOD_SEEDS=<seed> make test.
+-- A failing spec names its seed; replay with SYNOD_SEEDS=<seed> make test
+-- (or SEEDS=<seed> make test).
 local M = {}
 
 function M.list(fixed)

@@ -1,8 +1,8 @@
 -- behaviors.tom.ts_future — a sender that jumps its timestamps far into the
--- future. With to = "max" (default) it stamps the largest timestamp there is,
--- dragging every receiver's Lamport clock to the end of its range so no
--- honest node can multicast again (clock exhaustion); with jump = N it adds
--- N instead. Defence: max_drift. Options: to = "max" | jump = integer.
+-- future. By default it stamps the largest timestamp there is, dragging
+-- every receiver's Lamport clock to the end of its range so no honest node
+-- can multicast again (clock exhaustion); with jump = N it adds N instead.
+-- Defence: max_drift. Options: jump = positive integer.
 return function(opts)
   opts = opts or {}
   local jump = opts.jump
