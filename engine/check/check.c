@@ -534,10 +534,12 @@ void syn_check_liveness(const syn_history_t *h, int64_t heal_at_ns, int64_t boun
   if (best_pos < 0)
     verdict_fail(v, (int32_t)best_node, (int32_t)s->node, -1, (int64_t)best_sub + 1,
                  "node %u never delivered %s (submission %u, at node %u at %s); its deadline "
-                 "was %s (max(submitted, heal at %s) + bound %s) and the run ended at %s",
+                 "was %s (max(submitted, heal at %s) + bound %s) and %s%s",
                  best_node, q, best_sub + 1, s->node, fmt_time(ts_sub, s->at_ns),
                  fmt_time(ts_dl, deadline), fmt_time(ts_heal, heal_at_ns),
-                 fmt_time(ts_bound, bound_ns), fmt_time(ts_x, end_ns));
+                 fmt_time(ts_bound, bound_ns),
+                 end_ns == INT64_MAX ? "the run went quiet without it" : "the run ended at ",
+                 end_ns == INT64_MAX ? "" : fmt_time(ts_x, end_ns));
   else
     verdict_fail(v, (int32_t)best_node, (int32_t)s->node, best_pos, (int64_t)best_sub + 1,
                  "node %u delivered %s (submission %u, at node %u at %s) late, at %s "

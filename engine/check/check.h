@@ -79,8 +79,9 @@ void syn_check_validity(const syn_history_t *h, syn_verdict_t *v);
 /* No honest node delivers the same (origin, ts, value) twice. */
 void syn_check_integrity(const syn_history_t *h, syn_verdict_t *v);
 /* Every value submitted at an honest node is delivered by every honest
- * node by max(submitted, heal_at_ns) + bound_ns, and the run lasted long
- * enough to tell (end_ns). */
+ * node by max(submitted, heal_at_ns) + bound_ns. Deadlines after end_ns are
+ * not judged (the run was too short to tell); end_ns = INT64_MAX says the
+ * run went quiet, so nothing more can come and every deadline is judged. */
 void syn_check_liveness(const syn_history_t *h, int64_t heal_at_ns, int64_t bound_ns,
                         int64_t end_ns, syn_verdict_t *v);
 /* TOM's own rule: each honest log is strictly increasing in (ts, origin). */
