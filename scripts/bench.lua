@@ -50,6 +50,20 @@ local w = synod.bench_wire(iters * 10)
 row("wire encode (frame)", w.encode, "ops/s")
 row("wire decode (frame)", w.decode, "ops/s")
 
+-- ---- the key-value app (engine/app/kv.c), measured in C by synod.bench_kv ----
+-- n puts of new keys, then n ops half put half get on random keys, then the
+-- state digest, snapshot and restore of the n-key store (wall clock, one run).
+do
+  local keys = quick and 10000 or 100000
+  local kv = synod.bench_kv(keys)
+  local note = ("%d keys"):format(keys)
+  row("kv execute: insert new keys", kv.insert, "ops/s", note)
+  row("kv execute: 50% put / 50% get", kv.execute, "ops/s", note)
+  row("kv digest (sorted BLAKE2b-256)", kv.digest_ms * 1000, "us", note)
+  row("kv snapshot", kv.snapshot_ms * 1000, "us", ("%s, %d bytes"):format(note, kv.snapshot_bytes))
+  row("kv restore", kv.restore_ms * 1000, "us", note)
+end
+
 if as_json then
   local parts = {}
   for _, r in ipairs(results) do
