@@ -94,6 +94,10 @@ function M.print_run(title, sim, nodes, verdict)
     parts[#parts + 1] = name .. (verdict.checks[name].ok and " ok" or " FAIL")
   end
   print("checks: " .. table.concat(parts, " · "))
+  for _, name in ipairs(verdict.order) do
+    local v = verdict.checks[name]
+    if v.ok and v.explain ~= "" then print(("  · %s: %s"):format(name, v.explain)) end
+  end
   if not verdict.ok then
     for line in verdict:explain():gmatch("[^\n]+") do print("  ! " .. line) end
   end

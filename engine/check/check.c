@@ -525,7 +525,23 @@ void syn_check_liveness(const syn_history_t *h, int64_t heal_at_ns, int64_t boun
     }
     table_free(&t);
   }
-  if (best_sub == UINT32_MAX) return;
+  if (best_sub == UINT32_MAX) {
+    /* Ok — but say how much of the run could not be judged, so a run cut
+     * short does not pass silently. */
+    uint32_t unjudged = 0;
+    for (uint32_t si = 0; si < h->nsubs; si++) {
+      const syn_submission_t *s = &h->subs[si];
+      int64_t start = s->at_ns > heal_at_ns ? s->at_ns : heal_at_ns;
+      if (h->honest[s->node] && add_sat(start, bound_ns) > end_ns) unjudged++;
+    }
+    if (unjudged) {
+      char ts_x[32];
+      snprintf(v->explain, sizeof v->explain,
+               "%u of %u submissions not judged: their deadlines fall after the end of the run at %s",
+               unjudged, h->nsubs, fmt_time(ts_x, end_ns));
+    }
+    return;
+  }
   const syn_submission_t *s = &h->subs[best_sub];
   int64_t start = s->at_ns > heal_at_ns ? s->at_ns : heal_at_ns;
   int64_t deadline = add_sat(start, bound_ns);

@@ -65,7 +65,7 @@ typedef struct {
    * not applicable) and a readable explanation. */
   int32_t node_a, node_b;
   int64_t pos_a, pos_b;
-  char explain[SYN_MAX_EXPLAIN_BYTES];
+  char explain[SYN_MAX_EXPLAIN_BYTES];   /* on success: "" or a note (liveness: what went unjudged) */
 } syn_verdict_t;
 
 /* Honest delivery logs are prefixes of one another. */
