@@ -548,18 +548,7 @@ local function model_execute(m, op)
   return "OK"
 end
 
--- splitmix64: a generator of our own, so busted's math.random is left alone.
-local function rng(seed)
-  local x = seed
-  return function(lo, hi)
-    x = x + 0x9E3779B97F4A7C15
-    local z = x
-    z = (z ~ (z >> 30)) * 0xBF58476D1CE4E5B9
-    z = (z ~ (z >> 27)) * 0x94D049BB133111EB
-    z = z ~ (z >> 31)
-    return lo + z % (hi - lo + 1)
-  end
-end
+local rng = require "support.rng"
 
 local function generator(r, m)
   local keys = { "a", "b", "c", "ab", "key", "k1", "k2", "ü", "\255", ("K"):rep(L.key_bytes),

@@ -610,11 +610,7 @@ local function record(ops)
   return h
 end
 
-local function rng(seed)
-  local r = math.random
-  math.randomseed(seed)
-  return function(a, b) return r(a, b) end
-end
+local rng = require "support.rng"   -- seeded, and math.random left alone
 
 describe("linearizability, randomised", function()
   it("accepts generated linearizable histories and catches one corrupted response", function()

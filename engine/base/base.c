@@ -203,6 +203,22 @@ int syn_buf_put_u16(syn_buf_t *b, uint16_t v) { uint8_t t[2]; syn_put_u16(t, v);
 int syn_buf_put_u32(syn_buf_t *b, uint32_t v) { uint8_t t[4]; syn_put_u32(t, v); return syn_buf_append(b, t, 4); }
 int syn_buf_put_u64(syn_buf_t *b, uint64_t v) { uint8_t t[8]; syn_put_u64(t, v); return syn_buf_append(b, t, 8); }
 
+const char *syn_quote(char out[SYN_QUOTE_CAP], const uint8_t *p, size_t len) {
+  size_t o = 0;
+  out[o++] = '"';
+  size_t shown = len > SYN_QUOTE_MAX_BYTES ? SYN_QUOTE_MAX_BYTES : len;
+  for (size_t i = 0; i < shown; i++) {
+    uint8_t c = p[i];
+    if (c == '"' || c == '\\') { out[o++] = '\\'; out[o++] = (char)c; }
+    else if (c >= 0x20 && c < 0x7f) out[o++] = (char)c;
+    else { snprintf(out + o, 5, "\\x%02x", c); o += 4; }
+  }
+  out[o++] = '"';
+  if (shown < len) { memcpy(out + o, "...", 3); o += 3; }
+  out[o] = '\0';
+  return out;
+}
+
 void syn_hex(const uint8_t *src, size_t n, char *out) {
   static const char digits[] = "0123456789abcdef";
   for (size_t i = 0; i < n; i++) { out[2 * i] = digits[src[i] >> 4]; out[2 * i + 1] = digits[src[i] & 15]; }

@@ -104,6 +104,13 @@ static inline uint32_t syn_get_u32(const uint8_t *p) {
 }
 static inline uint64_t syn_get_u64(const uint8_t *p) { return ((uint64_t)syn_get_u32(p) << 32) | syn_get_u32(p + 4); }
 
+/* A value quoted for a human: printable ASCII kept, '"' and '\' escaped,
+ * other bytes as \xNN, cut ("...") after SYN_QUOTE_MAX_BYTES input bytes.
+ * Writes into out and returns it. */
+#define SYN_QUOTE_MAX_BYTES 40
+#define SYN_QUOTE_CAP (SYN_QUOTE_MAX_BYTES * 4 + 8)
+const char *syn_quote(char out[SYN_QUOTE_CAP], const uint8_t *p, size_t len);
+
 /* Lowercase hex of n bytes into out (2n+1 bytes with the NUL). */
 void syn_hex(const uint8_t *src, size_t n, char *out);
 /* Parses exactly 2n hex digits into n bytes. */

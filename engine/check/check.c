@@ -125,29 +125,10 @@ static void verdict_fail(syn_verdict_t *v, int32_t node_a, int32_t node_b, int64
   va_end(ap);
 }
 
-/* A value, quoted for an explanation: printable ASCII kept, '"' and '\'
- * escaped, other bytes as \xNN, cut after QUOTE_MAX_BYTES input bytes. */
-#define QUOTE_MAX_BYTES 40
-#define QUOTE_CAP (QUOTE_MAX_BYTES * 4 + 8)
-static const char *quote(char out[QUOTE_CAP], const uint8_t *p, uint32_t len) {
-  size_t o = 0;
-  out[o++] = '"';
-  uint32_t shown = len > QUOTE_MAX_BYTES ? QUOTE_MAX_BYTES : len;
-  for (uint32_t i = 0; i < shown; i++) {
-    uint8_t c = p[i];
-    if (c == '"' || c == '\\') { out[o++] = '\\'; out[o++] = (char)c; }
-    else if (c >= 0x20 && c < 0x7f) out[o++] = (char)c;
-    else { snprintf(out + o, 5, "\\x%02x", c); o += 4; }
-  }
-  out[o++] = '"';
-  if (shown < len) { memcpy(out + o, "...", 3); o += 3; }
-  out[o] = '\0';
-  return out;
-}
 
-static const char *quote_delivery(const syn_history_t *h, char out[QUOTE_CAP],
+static const char *quote_delivery(const syn_history_t *h, char out[SYN_QUOTE_CAP],
                                   const syn_delivery_t *d) {
-  return quote(out, syn_history_value(h, d->off), d->len);
+  return syn_quote(out, syn_history_value(h, d->off), d->len);
 }
 
 static const char *fmt_time(char out[32], int64_t ns) {
@@ -301,7 +282,7 @@ void syn_check_agreement(const syn_history_t *h, syn_verdict_t *v) {
       if (!h->honest[b] || h->logs[b].count <= first) continue;
       const syn_delivery_t *da = &h->logs[a].items[first], *db = &h->logs[b].items[first];
       if (same_msg(h, da, db)) continue;
-      char qa[QUOTE_CAP], qb[QUOTE_CAP];
+      char qa[SYN_QUOTE_CAP], qb[SYN_QUOTE_CAP];
       verdict_fail(v, (int32_t)a, (int32_t)b, (int64_t)first + 1, (int64_t)first + 1,
                    "nodes %u and %u disagree at position %u: node %u delivered %s "
                    "(origin %u, ts %llu), node %u delivered %s (origin %u, ts %llu)",
@@ -357,7 +338,7 @@ void syn_check_total_order(const syn_history_t *h, syn_verdict_t *v) {
         if (!have || pa > max_pa) { max_pa = pa; max_pb = pb; have = true; continue; }
         /* x is before y on a, after y on b. */
         const syn_delivery_t *y = &la->items[max_pa];
-        char qx[QUOTE_CAP], qy[QUOTE_CAP];
+        char qx[SYN_QUOTE_CAP], qy[SYN_QUOTE_CAP];
         verdict_fail(v, (int32_t)a, (int32_t)b, (int64_t)pa + 1, (int64_t)pb + 1,
                      "nodes %u and %u deliver two messages in opposite orders: node %u "
                      "delivered %s (origin %u, ts %llu) at position %u before %s (origin %u, "
@@ -412,7 +393,7 @@ void syn_check_validity(const syn_history_t *h, syn_verdict_t *v) {
       if (table_find(&t, hash_origin_value(h, d->origin, d->off, d->len), sub_eq, &k,
                      UINT32_MAX) != UINT32_MAX)
         continue;
-      char q[QUOTE_CAP];
+      char q[SYN_QUOTE_CAP];
       int32_t ob = d->origin < h->n ? (int32_t)d->origin : -1;
       if (d->origin < h->n)
         verdict_fail(v, (int32_t)i, ob, (int64_t)p + 1, -1,
@@ -447,7 +428,7 @@ void syn_check_integrity(const syn_history_t *h, syn_verdict_t *v) {
       msg_key_t k = { h, lg, d };
       uint32_t first = table_find(&t, hash_msg(h, d), msg_eq, &k, p);
       if (first == UINT32_MAX) continue;
-      char q[QUOTE_CAP];
+      char q[SYN_QUOTE_CAP];
       verdict_fail(v, (int32_t)i, (int32_t)i, (int64_t)first + 1, (int64_t)p + 1,
                    "node %u delivered %s (origin %u, ts %llu) twice, at positions %u and %u",
                    i, quote_delivery(h, q, d), d->origin, (unsigned long long)d->ts,
@@ -545,8 +526,8 @@ void syn_check_liveness(const syn_history_t *h, int64_t heal_at_ns, int64_t boun
   const syn_submission_t *s = &h->subs[best_sub];
   int64_t start = s->at_ns > heal_at_ns ? s->at_ns : heal_at_ns;
   int64_t deadline = add_sat(start, bound_ns);
-  char q[QUOTE_CAP], ts_sub[32], ts_dl[32], ts_heal[32], ts_bound[32], ts_x[32];
-  quote(q, syn_history_value(h, s->off), s->len);
+  char q[SYN_QUOTE_CAP], ts_sub[32], ts_dl[32], ts_heal[32], ts_bound[32], ts_x[32];
+  syn_quote(q, syn_history_value(h, s->off), s->len);
   if (best_pos < 0)
     verdict_fail(v, (int32_t)best_node, (int32_t)s->node, -1, (int64_t)best_sub + 1,
                  "node %u never delivered %s (submission %u, at node %u at %s); its deadline "
@@ -576,7 +557,7 @@ void syn_check_ts_order(const syn_history_t *h, syn_verdict_t *v) {
     for (uint32_t p = 1; p < lg->count; p++) {
       const syn_delivery_t *a = &lg->items[p - 1], *b = &lg->items[p];
       if (b->ts > a->ts || (b->ts == a->ts && b->origin > a->origin)) continue;
-      char qa[QUOTE_CAP], qb[QUOTE_CAP];
+      char qa[SYN_QUOTE_CAP], qb[SYN_QUOTE_CAP];
       verdict_fail(v, (int32_t)i, (int32_t)i, (int64_t)p, (int64_t)p + 1,
                    "node %u delivered out of (ts, origin) order: %s (ts %llu, origin %u) at "
                    "position %u, then %s (ts %llu, origin %u) at position %u",

@@ -204,33 +204,14 @@ static void sb_printf(sbuf_t *b, const char *fmt, ...) {
   if (b->len >= b->cap) b->len = b->cap - 1;
 }
 
-/* A value, quoted: printable ASCII kept, '"' and '\' escaped, other bytes
- * as \xNN, cut after QUOTE_MAX_BYTES input bytes. */
-#define QUOTE_MAX_BYTES 40
-#define QUOTE_CAP (QUOTE_MAX_BYTES * 4 + 8)
-static const char *quote(char out[QUOTE_CAP], const uint8_t *p, uint32_t len) {
-  size_t o = 0;
-  out[o++] = '"';
-  uint32_t shown = len > QUOTE_MAX_BYTES ? QUOTE_MAX_BYTES : len;
-  for (uint32_t i = 0; i < shown; i++) {
-    uint8_t c = p[i];
-    if (c == '"' || c == '\\') { out[o++] = '\\'; out[o++] = (char)c; }
-    else if (c >= 0x20 && c < 0x7f) out[o++] = (char)c;
-    else { snprintf(out + o, 5, "\\x%02x", c); o += 4; }
-  }
-  out[o++] = '"';
-  if (shown < len) { memcpy(out + o, "...", 3); o += 3; }
-  out[o] = '\0';
-  return out;
-}
 
 /* A key as the explanation shows it: bare when it is a short printable
  * token, quoted otherwise. */
-static const char *key_text(char out[QUOTE_CAP], const uint8_t *p, uint32_t len) {
-  bool bare = len > 0 && len <= QUOTE_MAX_BYTES;
+static const char *key_text(char out[SYN_QUOTE_CAP], const uint8_t *p, uint32_t len) {
+  bool bare = len > 0 && len <= SYN_QUOTE_MAX_BYTES;
   for (uint32_t i = 0; bare && i < len; i++)
     bare = p[i] > 0x20 && p[i] < 0x7f && p[i] != '"' && p[i] != '\\' && p[i] != ':';
-  if (!bare) return quote(out, p, len);
+  if (!bare) return syn_quote(out, p, len);
   memcpy(out, p, len);
   out[len] = '\0';
   return out;
@@ -244,23 +225,23 @@ static const char *fmt_time(char out[32], int64_t ns) {
 /* "op 3: put x="a" by client 1 [t=1ms..2ms] -> "OK"" (pending: "..pending]"). */
 static void describe_op(sbuf_t *b, const syn_lin_history_t *h, uint32_t id) {
   const syn_lin_op_t *o = &h->ops[id];
-  char k[QUOTE_CAP], a[QUOTE_CAP], c[QUOTE_CAP], t0[32], t1[32];
+  char k[SYN_QUOTE_CAP], a[SYN_QUOTE_CAP], c[SYN_QUOTE_CAP], t0[32], t1[32];
   key_text(k, syn_lin_history_bytes(h, o->key_off), o->key_len);
   sb_printf(b, "op %u: ", id + 1);
   switch (o->kind) {
   case SYN_LIN_PUT:
-    sb_printf(b, "put %s=%s", k, quote(a, syn_lin_history_bytes(h, o->a_off), o->a_len));
+    sb_printf(b, "put %s=%s", k, syn_quote(a, syn_lin_history_bytes(h, o->a_off), o->a_len));
     break;
   case SYN_LIN_CAS:
-    sb_printf(b, "cas %s %s->%s", k, quote(a, syn_lin_history_bytes(h, o->a_off), o->a_len),
-              quote(c, syn_lin_history_bytes(h, o->b_off), o->b_len));
+    sb_printf(b, "cas %s %s->%s", k, syn_quote(a, syn_lin_history_bytes(h, o->a_off), o->a_len),
+              syn_quote(c, syn_lin_history_bytes(h, o->b_off), o->b_len));
     break;
   default: sb_printf(b, "%s %s", syn_lin_kind_name(o->kind), k); break;
   }
   sb_printf(b, " by client %u [t=%s..", o->client, fmt_time(t0, o->invoke_ns));
   if (!o->responded) { sb_printf(b, "pending]"); return; }
   sb_printf(b, "%s] -> %s", fmt_time(t1, o->respond_ns),
-            quote(c, syn_lin_history_bytes(h, o->res_off), o->res_len));
+            syn_quote(c, syn_lin_history_bytes(h, o->res_off), o->res_len));
 }
 
 /* ---- the per-key model ---- */
@@ -892,7 +873,7 @@ static bool prepass(lin_ctx_t *c, uint32_t n, uint32_t nvids, sbuf_t *b, key_res
   for (uint32_t i = 0; i < n; i++) {
     const lop_t *o = &c->lops[i];
     const syn_lin_op_t *ho = &h->ops[o->id];
-    char k[QUOTE_CAP], val[QUOTE_CAP], t[32];
+    char k[SYN_QUOTE_CAP], val[SYN_QUOTE_CAP], t[32];
     key_text(k, syn_lin_history_bytes(h, ho->key_off), ho->key_len);
     if (o->done && o->res == RES_BAD) {
       sb_printf(b, "key %s: ", k);
@@ -925,8 +906,8 @@ static bool prepass(lin_ctx_t *c, uint32_t n, uint32_t nvids, sbuf_t *b, key_res
     if (c->wmin_idx[v] == UINT32_MAX) {
       sb_printf(b, "key %s: ", k);
       describe_op(b, h, o->id);
-      sb_printf(b, "%s%s, but no operation ever wrote %s to %s", how, *how ? quote(val, vp, vlen) : "",
-                quote(val, vp, vlen), k);
+      sb_printf(b, "%s%s, but no operation ever wrote %s to %s", how, *how ? syn_quote(val, vp, vlen) : "",
+                syn_quote(val, vp, vlen), k);
       add_culprit(kr, o->id);
       return true;
     }
@@ -934,8 +915,8 @@ static bool prepass(lin_ctx_t *c, uint32_t n, uint32_t nvids, sbuf_t *b, key_res
       const lop_t *w = &c->lops[c->wmin_idx[v]];
       sb_printf(b, "key %s: ", k);
       describe_op(b, h, o->id);
-      sb_printf(b, "%s%s, but the first write of %s, ", how, *how ? quote(val, vp, vlen) : "",
-                quote(val, vp, vlen));
+      sb_printf(b, "%s%s, but the first write of %s, ", how, *how ? syn_quote(val, vp, vlen) : "",
+                syn_quote(val, vp, vlen));
       describe_op(b, h, w->id);
       sb_printf(b, ", was invoked only at %s, after op %u returned", fmt_time(t, w->inv_ns), o->id + 1);
       add_culprit(kr, o->id);
@@ -1153,9 +1134,9 @@ static void shrink(lin_ctx_t *c, uint32_t n, uint32_t nvids, key_result_t *kr) {
 }
 
 /* The result text of a done op, quoted. */
-static const char *result_text(char out[QUOTE_CAP], const syn_lin_history_t *h, uint32_t id) {
+static const char *result_text(char out[SYN_QUOTE_CAP], const syn_lin_history_t *h, uint32_t id) {
   const syn_lin_op_t *o = &h->ops[id];
-  return quote(out, syn_lin_history_bytes(h, o->res_off), o->res_len);
+  return syn_quote(out, syn_lin_history_bytes(h, o->res_off), o->res_len);
 }
 
 static bool is_done_write(const lop_t *o) { return o->done && o->kind != SYN_LIN_GET && o->res == RES_OK; }
@@ -1164,7 +1145,7 @@ static bool is_done_write(const lop_t *o) { return o->done && o->kind != SYN_LIN
  * (sorted by invocation), or none. Only said of a proven set, so each
  * "could not" is what the proof showed. */
 static void hint(const syn_lin_history_t *h, const lop_t *s, uint32_t n, sbuf_t *b) {
-  char v[QUOTE_CAP], w[QUOTE_CAP];
+  char v[SYN_QUOTE_CAP], w[SYN_QUOTE_CAP];
   if (n == 2) {
     const lop_t *x = &s[0], *y = &s[1];
     /* lost update: two successful cas from the same value */
@@ -1173,7 +1154,7 @@ static void hint(const syn_lin_history_t *h, const lop_t *s, uint32_t n, sbuf_t 
       const syn_lin_op_t *o = &h->ops[x->id];
       sb_printf(b, "a lost update: ops %u and %u both succeeded in a cas from %s, and no write of it "
                 "could come between them; ", x->id + 1, y->id + 1,
-                quote(v, syn_lin_history_bytes(h, o->a_off), o->a_len));
+                syn_quote(v, syn_lin_history_bytes(h, o->a_off), o->a_len));
       return;
     }
     if (y->kind != SYN_LIN_GET || !y->done || !(x->ret_ns < y->inv_ns)) return;
@@ -1237,7 +1218,7 @@ static key_result_t check_key(lin_ctx_t *c, const uint32_t *ids, uint32_t nids, 
   if (!explain) return kr;
   shrink(c, n, nvids, &kr);
   const syn_lin_op_t *o0 = &c->h->ops[ids[0]];
-  char k[QUOTE_CAP];
+  char k[SYN_QUOTE_CAP];
   sb_printf(b, "key %s: ", key_text(k, syn_lin_history_bytes(c->h, o0->key_off), o0->key_len));
   hint(c->h, c->sub, kr.culprits_total, b);
   sb_printf(b, "no order of these %u operations explains their results, whatever the key's other "
@@ -1369,7 +1350,7 @@ void syn_check_linearizable(const syn_lin_history_t *h, const syn_lin_opts_t *op
     if (undecided_key == UINT32_MAX) { undecided_key = k; first_undecided = kr; }
   }
   rep->steps = c.steps;
-  char kt[QUOTE_CAP];
+  char kt[SYN_QUOTE_CAP];
   if (rep->keys_failed) {
     rep->outcome = SYN_LIN_VIOLATION;
     v->ok = false;
