@@ -21,4 +21,8 @@ void synL_push_verdict(lua_State *L, const syn_verdict_t *v);
  * [-0, +0] */
 syn_history_t *synL_checkhistory(lua_State *L, int arg);
 
+/* Pushes node's delivery log as a list of {seq=, origin=, ts=, value=, at=}
+ * (copies). node < h->n. [-0, +1] */
+void synL_push_deliveries(lua_State *L, const syn_history_t *h, uint32_t node);
+
 #endif

@@ -58,45 +58,15 @@ static lua_Integer check_nonneg(lua_State *L, int arg, const char *what) {
   return x;
 }
 
-/* The value at stack index idx as a time in ns; on a bad value raises an
- * argument error for arg, naming what. */
-static int64_t time_at(lua_State *L, int idx, int arg, const char *what) {
-  int isint = 0;
-  lua_Integer i = lua_tointegerx(L, idx, &isint);
-  if (isint) {
-    if (i < 0) luaL_argerror(L, arg, lua_pushfstring(L, "%s must not be negative, got %I", what, i));
-    return (int64_t)i;
-  }
-  if (lua_type(L, idx) == LUA_TSTRING) {
-    int64_t ns = 0;
-    const char *text = lua_tostring(L, idx);
-    int rc = syn_time_parse(text, &ns);
-    if (rc) luaL_argerror(L, arg, lua_pushfstring(L, "%s: bad time '%s' (%s)", what, text, syn_strerror(rc)));
-    return ns;
-  }
-  return luaL_argerror(L, arg, lua_pushfstring(L, "%s: time expected (integer ns or a string like \"5ms\"), got %s",
-                                               what, luaL_typename(L, idx)));
-}
-
-static int64_t opt_time(lua_State *L, int arg, int64_t def, const char *what) {
-  if (lua_isnoneornil(L, arg)) return def;
-  return time_at(L, arg, arg, what);
-}
-
-/* opts[key] as a time; def when opts is absent or has no such key. */
+/* opts[key] as a time (synL_fieldtime); def when opts is absent or has no
+ * such key, *present telling which. */
 static int64_t field_time(lua_State *L, int opts, const char *key, int64_t def, bool *present) {
   if (present) *present = false;
   if (lua_isnoneornil(L, opts)) return def;
   lua_getfield(L, opts, key);
-  int64_t ns = def;
-  if (!lua_isnil(L, -1)) {
-    char what[64];
-    snprintf(what, sizeof what, "opts.%s", key);
-    ns = time_at(L, -1, opts, what);
-    if (present) *present = true;
-  }
+  if (present) *present = !lua_isnil(L, -1);
   lua_pop(L, 1);
-  return ns;
+  return synL_fieldtime(L, opts, key, def, "check");
 }
 
 static void check_opts(lua_State *L, int arg) {
@@ -174,7 +144,7 @@ static int history_deliver(lua_State *L) {
   lua_Integer ts = check_nonneg(L, 5, "ts");
   size_t len = 0;
   const char *value = luaL_checklstring(L, 6, &len);
-  int64_t at_ns = opt_time(L, 7, 0, "at");
+  int64_t at_ns = synL_opttime(L, 7, 0);
   int rc = syn_history_deliver(h, node, (uint64_t)seq, (uint32_t)origin, (uint64_t)ts, at_ns,
                                (const uint8_t *)value, len);
   if (rc) return append_error(L, "deliver", h, node, true, rc);
@@ -186,7 +156,7 @@ static int history_submit(lua_State *L) {
   uint32_t node = check_node(L, h, 2);
   size_t len = 0;
   const char *value = luaL_checklstring(L, 3, &len);
-  int64_t at_ns = opt_time(L, 4, 0, "at");
+  int64_t at_ns = synL_opttime(L, 4, 0);
   int rc = syn_history_submit(h, node, at_ns, (const uint8_t *)value, len);
   if (rc) return append_error(L, "submit", h, node, false, rc);
   return 0;
@@ -212,9 +182,8 @@ static int history_reset(lua_State *L) {
 
 /* ---- reading ---- */
 
-static int history_log(lua_State *L) {
-  syn_history_t *h = synL_checkhistory(L, 1);
-  const syn_delivery_log_t *lg = &h->logs[check_node(L, h, 2)];
+void synL_push_deliveries(lua_State *L, const syn_history_t *h, uint32_t node) {
+  const syn_delivery_log_t *lg = &h->logs[node];
   lua_createtable(L, (int)lg->count, 0);
   for (uint32_t p = 0; p < lg->count; p++) {
     const syn_delivery_t *d = &lg->items[p];
@@ -227,6 +196,11 @@ static int history_log(lua_State *L) {
     lua_pushinteger(L, (lua_Integer)d->at_ns); lua_setfield(L, -2, "at");
     lua_rawseti(L, -2, (lua_Integer)p + 1);
   }
+}
+
+static int history_log(lua_State *L) {
+  syn_history_t *h = synL_checkhistory(L, 1);
+  synL_push_deliveries(L, h, check_node(L, h, 2));
   return 1;
 }
 

@@ -340,15 +340,21 @@ static int call_hook(lbehav_t *b, const char *what, int nresults) {
   return rc;
 }
 
+/* Readies a hook call on the sim's thread: body, then (behaviour, msg, peer). */
+static lua_State *push_hook(lbehav_t *b, lua_CFunction body, const syn_msg_t *m, uint32_t peer) {
+  lua_State *T = b->ls->T;
+  lua_settop(T, 0);
+  lua_pushcfunction(T, body);
+  lua_pushlightuserdata(T, b);
+  lua_pushlightuserdata(T, (void *)m);
+  lua_pushinteger(T, peer);
+  return T;
+}
+
 static int hook_on_send(void *ctx, syn_node_t *node, const syn_msg_t *m, uint32_t to) {
   (void)node;
   lbehav_t *b = ctx;
-  lua_State *T = b->ls->T;
-  lua_settop(T, 0);
-  lua_pushcfunction(T, run_on_send);
-  lua_pushlightuserdata(T, b);
-  lua_pushlightuserdata(T, (void *)m);
-  lua_pushinteger(T, to);
+  lua_State *T = push_hook(b, run_on_send, m, to);
   int rc = call_hook(b, "behaviour hook 'on_send'", 0);
   lua_settop(T, 0);
   return rc == LUA_OK ? 0 : -1;
@@ -357,12 +363,7 @@ static int hook_on_send(void *ctx, syn_node_t *node, const syn_msg_t *m, uint32_
 static int hook_on_receive(void *ctx, syn_node_t *node, const syn_msg_t *m, uint32_t from, syn_msg_t *out) {
   (void)node;
   lbehav_t *b = ctx;
-  lua_State *T = b->ls->T;
-  lua_settop(T, 0);
-  lua_pushcfunction(T, run_on_receive);
-  lua_pushlightuserdata(T, b);
-  lua_pushlightuserdata(T, (void *)m);
-  lua_pushinteger(T, from);
+  lua_State *T = push_hook(b, run_on_receive, m, from);
   if (call_hook(b, "behaviour hook 'on_receive'", 1) != LUA_OK) return -1;
   int keep = 0;
   if (lua_islightuserdata(T, -1)) {
@@ -497,7 +498,14 @@ static int l_sim_cluster(lua_State *L) {
   lua_getfield(L, 2, "protocol");
   const char *pname = luaL_optstring(L, -1, "tom");
   const syn_proto_t *proto = syn_proto_find(pname);
-  if (proto == NULL) luaL_error(L, "bad field 'protocol' to 'cluster' (unknown protocol '%s')", pname);
+  if (proto == NULL) {
+    luaL_Buffer known;
+    luaL_buffinit(L, &known);
+    const char *const *names = syn_proto_names();
+    for (int i = 0; names[i]; i++) { if (i) luaL_addstring(&known, ", "); luaL_addstring(&known, names[i]); }
+    luaL_pushresult(&known);
+    luaL_error(L, "bad field 'protocol' to 'cluster' (unknown protocol '%s'; known: %s)", pname, lua_tostring(L, -1));
+  }
   lua_pop(L, 1);
   lua_getfield(L, 2, "n");
   lua_Integer n = luaL_optinteger(L, -1, 4);
@@ -689,18 +697,21 @@ static int l_sim_stats(lua_State *L) {
   return 1;
 }
 
-/* sim:random() in [0,1); sim:random(m) in [1,m]; sim:random(m, n) in [m,n]. */
-static int l_sim_random(lua_State *L) {
-  lsim_t *ls = check_live_sim(L, 1);
-  syn_prng_t *p = syn_sim_prng(ls->sim);
-  if (lua_isnoneornil(L, 2)) { lua_pushnumber(L, syn_prng_unit(p)); return 1; }
-  lua_Integer lo = 1, hi = luaL_checkinteger(L, 2);
-  if (!lua_isnoneornil(L, 3)) { lo = hi; hi = luaL_checkinteger(L, 3); }
-  if (lo > hi) luaL_argerror(L, 2, "interval is empty");
+int synL_random(lua_State *L, syn_prng_t *p, int arg) {
+  if (lua_isnoneornil(L, arg)) { lua_pushnumber(L, syn_prng_unit(p)); return 1; }
+  lua_Integer lo = 1, hi = luaL_checkinteger(L, arg);
+  if (!lua_isnoneornil(L, arg + 1)) { lo = hi; hi = luaL_checkinteger(L, arg + 1); }
+  luaL_argcheck(L, lo <= hi, arg, "interval is empty");
   uint64_t span = (uint64_t)hi - (uint64_t)lo;   /* no signed overflow, even for the full range */
   uint64_t r = span == UINT64_MAX ? syn_prng_u64(p) : syn_prng_below(p, span + 1);
   lua_pushinteger(L, (lua_Integer)((uint64_t)lo + r));
   return 1;
+}
+
+/* sim:random() in [0,1); sim:random(m) in [1,m]; sim:random(m, n) in [m,n]. */
+static int l_sim_random(lua_State *L) {
+  lsim_t *ls = check_live_sim(L, 1);
+  return synL_random(L, syn_sim_prng(ls->sim), 2);
 }
 
 /* sim:sample(dist) → ns from the simulator's PRNG. */
@@ -945,19 +956,7 @@ static int l_node_frame(lua_State *L) {
 
 static int l_node_history(lua_State *L) {
   lnode_t *ln = check_node(L, 1);
-  const syn_history_t *h = syn_sim_history(ln->ls->sim);
-  const syn_delivery_log_t *log = &h->logs[ln->id];
-  lua_createtable(L, (int)log->count, 0);
-  for (uint32_t i = 0; i < log->count; i++) {
-    const syn_delivery_t *d = &log->items[i];
-    lua_createtable(L, 0, 5);
-    lua_pushinteger(L, (lua_Integer)d->seq); lua_setfield(L, -2, "seq");
-    lua_pushinteger(L, d->origin); lua_setfield(L, -2, "origin");
-    lua_pushinteger(L, (lua_Integer)d->ts); lua_setfield(L, -2, "ts");
-    lua_pushinteger(L, d->at_ns); lua_setfield(L, -2, "at");
-    lua_pushlstring(L, (const char *)syn_history_value(h, d->off), d->len); lua_setfield(L, -2, "value");
-    lua_rawseti(L, -2, (lua_Integer)i + 1);
-  }
+  synL_push_deliveries(L, syn_sim_history(ln->ls->sim), ln->id);
   return 1;
 }
 

@@ -193,14 +193,7 @@ static int l_sandbox_random(lua_State *L) {
   if (p == NULL)
     return luaL_error(L, "math.random works only inside simulation hooks, callbacks and stop functions "
                          "(randomness comes from the simulation's seed); elsewhere use sim:random()");
-  if (lua_isnoneornil(L, 1)) { lua_pushnumber(L, syn_prng_unit(p)); return 1; }
-  lua_Integer lo = 1, hi = luaL_checkinteger(L, 1);
-  if (!lua_isnoneornil(L, 2)) { lo = hi; hi = luaL_checkinteger(L, 2); }
-  luaL_argcheck(L, lo <= hi, lua_isnoneornil(L, 2) ? 1 : 2, "interval is empty");
-  uint64_t span = (uint64_t)hi - (uint64_t)lo;
-  uint64_t r = span == UINT64_MAX ? syn_prng_u64(p) : syn_prng_below(p, span + 1);
-  lua_pushinteger(L, (lua_Integer)((uint64_t)lo + r));
-  return 1;
+  return synL_random(L, p, 1);
 }
 
 /* getmetatable inside the sandbox: the string metatable is the host's own,

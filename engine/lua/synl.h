@@ -32,6 +32,9 @@ int synL_pcall(lua_State *L, int nargs, int nresults, const char *what, int budg
 /* The PRNG of the simulation whose hook, callback or stop function is
  * running, or NULL when none is (lua_sim.c). */
 syn_prng_t *synL_current_prng(void);
+/* Lua's random() contract over p: no argument → [0,1); m → [1,m]; m, n →
+ * [m,n]; arguments start at stack index arg. [-0, +1] */
+int synL_random(lua_State *L, syn_prng_t *p, int arg);
 
 /* Reads the message table at idx into out (lua_wire.c). With def given the
  * table's proto/type must agree with it; otherwise they pick the type (proto

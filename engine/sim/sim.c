@@ -224,7 +224,6 @@ static void rt_deliver(void *ctx, syn_node_t *n, uint64_t seq, uint32_t origin, 
   trace_fold(sim, value, len);
   int rc = syn_history_deliver(&sim->history, n->id, seq, origin, ts, sim->now_ns, value, len);
   if (rc) SYN_LOG_WARN("sim: history of node %u not recorded: %s", n->id, syn_strerror(rc));
-  if (sim->cfg.on_deliver) sim->cfg.on_deliver(sim->cfg.cb_ctx, sim, n->id, seq);
 }
 
 static void rt_trace(void *ctx, syn_node_t *n, const char *note, size_t len) {
@@ -302,7 +301,6 @@ syn_node_t *syn_sim_node(syn_sim_t *sim, uint32_t id) { return id < sim->n ? sim
 syn_prng_t *syn_sim_prng(syn_sim_t *sim) { return &sim->prng; }
 syn_history_t *syn_sim_history(syn_sim_t *sim) { return &sim->history; }
 const syn_sim_stats_t *syn_sim_stats(const syn_sim_t *sim) { return &sim->stats; }
-const syn_keyring_t *syn_sim_ring(const syn_sim_t *sim) { return &sim->ring; }
 bool syn_sim_idle(const syn_sim_t *sim) { return sim->heap_len == 0; }
 void syn_sim_halt(syn_sim_t *sim) { sim->halt = true; }
 
@@ -390,10 +388,6 @@ const syn_link_t *syn_sim_link(const syn_sim_t *sim, uint32_t from, uint32_t to)
 void syn_sim_block(syn_sim_t *sim, uint32_t from, uint32_t to, bool blocked) {
   SYN_ASSERT(from < sim->n && to < sim->n);
   sim->blocked[(size_t)from * sim->n + to] = blocked;
-}
-
-bool syn_sim_blocked(const syn_sim_t *sim, uint32_t from, uint32_t to) {
-  return sim->blocked[(size_t)from * sim->n + to];
 }
 
 void syn_sim_heal(syn_sim_t *sim) { memset(sim->blocked, 0, (size_t)sim->n * sim->n * sizeof *sim->blocked); }

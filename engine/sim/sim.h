@@ -51,11 +51,10 @@ typedef struct {
   syn_proto_cfg_t cfg;          /* protocol params */
   bool crypto;                  /* sign and verify for real */
   syn_link_t link;              /* every link's default */
-  /* Lua (or any caller) callbacks: scheduled with syn_sim_at, handed back
-   * with their id; release is told when a pending callback is discarded. */
+  /* Callbacks scheduled with syn_sim_at come back through on_callback with
+   * their id; the caller keeps what the id stands for. */
   void *cb_ctx;
   void (*on_callback)(void *ctx, syn_sim_t *sim, uint64_t id);
-  void (*on_deliver)(void *ctx, syn_sim_t *sim, uint32_t node, uint64_t seq);
 } syn_sim_config_t;
 
 int syn_sim_new(syn_sim_t **out, const syn_sim_config_t *cfg);
@@ -67,7 +66,6 @@ syn_node_t *syn_sim_node(syn_sim_t *sim, uint32_t id);
 syn_prng_t *syn_sim_prng(syn_sim_t *sim);
 syn_history_t *syn_sim_history(syn_sim_t *sim);
 const syn_sim_stats_t *syn_sim_stats(const syn_sim_t *sim);
-const syn_keyring_t *syn_sim_ring(const syn_sim_t *sim);
 
 /* Schedules callback id at absolute virtual time at_ns (>= now). */
 int syn_sim_at(syn_sim_t *sim, int64_t at_ns, uint64_t id);
@@ -88,7 +86,6 @@ int syn_sim_set_link(syn_sim_t *sim, uint32_t from, uint32_t to, const syn_link_
 const syn_link_t *syn_sim_link(const syn_sim_t *sim, uint32_t from, uint32_t to);
 /* Blocks (or unblocks) frames from → to; frames in flight still arrive. */
 void syn_sim_block(syn_sim_t *sim, uint32_t from, uint32_t to, bool blocked);
-bool syn_sim_blocked(const syn_sim_t *sim, uint32_t from, uint32_t to);
 /* Unblocks every link. */
 void syn_sim_heal(syn_sim_t *sim);
 
