@@ -155,6 +155,73 @@ describe("agreement", function()
     d.byz = { 2 }
     assert_ok(history(d):check("agreement"))
   end)
+
+  -- Logs with explicit seqs: { [node] = { {seq, origin, ts, value}, … } }.
+  local function by_seq(n, logs, byz)
+    local h = synod.history { n = n }
+    for node = 0, n - 1 do
+      for _, e in ipairs(logs[node] or {}) do h:deliver(node, e[1], e[2], e[3], e[4]) end
+    end
+    for _, b in ipairs(byz or {}) do h:byzantine(b) end
+    return h
+  end
+  local function run(from, to, skip)   -- seq i carries "m<i>" (origin 0, ts i)
+    local out = {}
+    for i = from, to do if i ~= skip then out[#out + 1] = { i, 0, i, "m" .. i } end end
+    return out
+  end
+  local function concat(a, b)
+    local out = {}
+    for _, e in ipairs(a) do out[#out + 1] = e end
+    for _, e in ipairs(b) do out[#out + 1] = e end
+    return out
+  end
+
+  it("aligns by seq and tolerates a gap (a replica that caught up by state transfer)", function()
+    local h = by_seq(3, { [0] = run(1, 8), [1] = concat(run(1, 2), run(6, 8)), [2] = run(6, 7) })
+    assert_ok(h:check("agreement"))
+    -- the same logs aligned by index would disagree: entry 3 is m3 on node 0, m6 on node 1
+    assert.are.equal("m6", h:log(1)[3].value)
+  end)
+
+  it("catches a mismatch at the same seq after a gap, naming seq and log entries", function()
+    local gapped = concat(run(1, 2), run(6, 8))
+    gapped[4] = { 7, 3, 1, "other" }   -- seq 7 on node 1 (its 4th entry)
+    local h = by_seq(3, { [0] = run(1, 8), [1] = gapped, [2] = run(1, 5) })
+    local v = h:check("agreement")
+    assert_fails(v, "agreement", 0)
+    assert.are.equal(1, v.node_b)
+    assert.are.equal(7, v.pos_a)    -- node 0's 7th entry is seq 7
+    assert.are.equal(4, v.pos_b)    -- node 1's 4th entry is seq 7
+    assert.are.equal(7, h:log(0)[v.pos_a].seq)
+    assert.are.equal(7, h:log(1)[v.pos_b].seq)
+    assert.truthy(v.explain:find("position 7", 1, true), v.explain)
+    assert.truthy(v.explain:find("other", 1, true), v.explain)
+  end)
+
+  it("reports the earliest divergent seq and the smallest pair of nodes there", function()
+    local a, b = run(1, 6), run(1, 6)
+    a[5] = { 5, 1, 5, "x5" }             -- node 2 differs at seq 5
+    b[3] = { 3, 1, 3, "y3" }             -- node 3 differs at seq 3 (earlier)
+    local h = by_seq(4, { [0] = run(4, 6), [1] = run(1, 6), [2] = a, [3] = b })
+    local v = h:check("agreement")
+    assert_fails(v, "agreement", 1)      -- node 0 has no seq 3: the pair is (1, 3)
+    assert.are.equal(3, v.node_b)
+    assert.are.equal(3, v.pos_a)
+    assert.are.equal(3, v.pos_b)
+  end)
+
+  it("catches a log that is not strictly increasing in seq, and ignores a Byzantine one", function()
+    local back = { { 1, 0, 1, "m1" }, { 3, 0, 3, "m3" }, { 2, 0, 2, "m2" } }
+    local v = by_seq(2, { [0] = run(1, 3), [1] = back }):check("agreement")
+    assert_fails(v, "agreement", 1)
+    assert.are.equal(1, v.node_b)
+    assert.are.equal(2, v.pos_a)
+    assert.are.equal(3, v.pos_b)
+    local again = { { 1, 0, 1, "m1" }, { 1, 0, 1, "m1" } }   -- the same seq twice
+    assert_fails(by_seq(2, { [0] = run(1, 3), [1] = again }):check("agreement"), "agreement", 1)
+    assert_ok(by_seq(2, { [0] = run(1, 3), [1] = back }, { 1 }):check("agreement"))
+  end)
 end)
 
 describe("total_order", function()

@@ -1,20 +1,24 @@
 /* check.c — the recorded history of a run and the checkers that judge it.
  *
- * Owns: the growable per-node delivery logs, the submissions list and the
- * one arena that holds every value's bytes (growth bounded by the
- * SYN_MAX_HISTORY_* limits, checked before anything is allocated); the six
- * checkers of check.h and the small open-addressing table they share.
+ * Owns: the growable per-node delivery and commit logs, the submissions
+ * list and the one arena that holds every value's bytes (growth bounded by
+ * the SYN_MAX_HISTORY_* limits, checked before anything is allocated); the
+ * checkers of check.h, the small open-addressing table they share, and the
+ * conversion of the clients' part of a history into lin.h's KV history.
  * Never: touches a protocol, a clock, a socket or a Lua state; a checker
  * never writes to the history it judges.
  *
  * Conventions of every verdict (check.h leaves them to us):
  *  - positions (pos_a, pos_b) are 1-based indexes into a node's delivery
- *    log, so h:log(node)[pos] in Lua is the entry named; -1 when n/a.
- *  - "first" means: lowest position, then lowest node ids — iteration is
- *    always over sorted ids and log order, never hash order, so the same
- *    history gives the same explanation bit for bit.
+ *    log (batches: its commit log), so h:log(node)[pos] in Lua is the entry
+ *    named; -1 when n/a.
+ *  - "first" means: lowest position (agreement, batches: lowest seq), then
+ *    lowest node ids — iteration is always over sorted ids and log order,
+ *    never hash order, so the same history gives the same explanation bit
+ *    for bit.
  *  - a message's identity is (origin, ts, value bytes). */
 #include "check.h"
+#include "lin.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -33,8 +37,22 @@ int syn_history_init(syn_history_t *h, uint32_t n) {
   return 0;
 }
 
+int syn_history_set_clients(syn_history_t *h, uint32_t clients) {
+  if (h->n == 0) return -SYN_EINVAL;   /* not initialised */
+  if (clients > SYN_MAX_HISTORY_NODES - h->n) return -SYN_ELIMIT;
+  h->clients = clients;
+  for (uint32_t i = h->n; i < h->n + clients; i++) h->honest[i] = true;
+  return 0;
+}
+
+/* Replicas and clients: every node id a log or a submission may name. */
+static uint32_t nodes_all(const syn_history_t *h) { return h->n + h->clients; }
+
 void syn_history_free(syn_history_t *h) {
-  for (uint32_t i = 0; i < SYN_MAX_HISTORY_NODES; i++) free(h->logs[i].items);
+  for (uint32_t i = 0; i < SYN_MAX_HISTORY_NODES; i++) {
+    free(h->logs[i].items);
+    free(h->commits[i].items);
+  }
   free(h->subs);
   syn_buf_free(&h->arena);
   memset(h, 0, sizeof *h);
@@ -63,7 +81,7 @@ static int grow(void **items, uint32_t *cap, uint32_t count, uint32_t max, size_
 
 int syn_history_deliver(syn_history_t *h, uint32_t node, uint64_t seq, uint32_t origin,
                         uint64_t ts, int64_t at_ns, const uint8_t *value, size_t len) {
-  if (node >= h->n) return -SYN_EINVAL;
+  if (node >= nodes_all(h)) return -SYN_EINVAL;
   if (value == NULL && len > 0) return -SYN_EINVAL;
   syn_delivery_log_t *lg = &h->logs[node];
   int rc = arena_check(h, len);
@@ -81,7 +99,7 @@ int syn_history_deliver(syn_history_t *h, uint32_t node, uint64_t seq, uint32_t 
 
 int syn_history_submit(syn_history_t *h, uint32_t node, int64_t at_ns,
                        const uint8_t *value, size_t len) {
-  if (node >= h->n) return -SYN_EINVAL;
+  if (node >= nodes_all(h)) return -SYN_EINVAL;
   if (value == NULL && len > 0) return -SYN_EINVAL;
   int rc = arena_check(h, len);
   if (rc) return rc;
@@ -96,10 +114,24 @@ int syn_history_submit(syn_history_t *h, uint32_t node, int64_t at_ns,
   return 0;
 }
 
-/* The value bytes stay in the arena (it only grows); the log starts over. */
+int syn_history_commit(syn_history_t *h, uint32_t node, uint64_t seq,
+                       const uint8_t digest[SYN_HISTORY_DIGEST_BYTES], int64_t at_ns) {
+  if (node >= h->n || digest == NULL) return -SYN_EINVAL;
+  syn_commit_log_t *cl = &h->commits[node];
+  int rc = grow((void **)&cl->items, &cl->cap, cl->count, SYN_MAX_HISTORY_COMMITS, sizeof *cl->items);
+  if (rc) return rc;
+  syn_commit_t *c = &cl->items[cl->count++];
+  c->seq = seq;
+  c->at_ns = at_ns;
+  memcpy(c->digest, digest, SYN_HISTORY_DIGEST_BYTES);
+  return 0;
+}
+
+/* The value bytes stay in the arena (it only grows); the logs start over. */
 void syn_history_reset_node(syn_history_t *h, uint32_t node) {
-  SYN_ASSERT(node < h->n);
+  SYN_ASSERT(node < nodes_all(h));
   h->logs[node].count = 0;
+  h->commits[node].count = 0;
 }
 
 /* ---- verdicts and explanations ---- */
@@ -254,45 +286,118 @@ static void fail_nomem(syn_verdict_t *v) {
                "%s could not be judged: out of memory building its index", v->checker);
 }
 
+/* ---- logs aligned by seq (agreement, batches) ----
+ * A replica's delivery log and its commit log are both lists of entries
+ * that carry a seq. Agreement and batches ask the same two questions of
+ * them: is each honest replica's list strictly increasing in seq, and at
+ * which seq do two honest replicas first hold different entries. A gap (a
+ * seq some replica never saw, state transfer) is no divergence. */
+typedef struct {
+  const syn_history_t *h;
+  uint32_t (*count)(const syn_history_t *h, uint32_t node);
+  uint64_t (*seq)(const syn_history_t *h, uint32_t node, uint32_t pos);
+  bool (*same)(const syn_history_t *h, uint32_t a, uint32_t pa, uint32_t b, uint32_t pb);
+} seq_logs_t;
+
+/* The first honest replica (lowest id) whose list is not strictly
+ * increasing, and the first 0-based position not above its predecessor. */
+static bool seq_unordered(const seq_logs_t *l, uint32_t *node, uint32_t *pos) {
+  const syn_history_t *h = l->h;
+  for (uint32_t i = 0; i < h->n; i++) {
+    if (!h->honest[i]) continue;
+    uint32_t count = l->count(h, i);
+    for (uint32_t p = 1; p < count; p++)
+      if (l->seq(h, i, p) <= l->seq(h, i, p - 1)) { *node = i; *pos = p; return true; }
+  }
+  return false;
+}
+
+/* Whether honest replica i's cursor stands at seq s. */
+static bool seq_at(const seq_logs_t *l, const uint32_t *cur, uint32_t i, uint64_t s) {
+  return l->h->honest[i] && cur[i] < l->count(l->h, i) && l->seq(l->h, i, cur[i]) == s;
+}
+
+/* With every honest list strictly increasing: the earliest seq at which two
+ * honest replicas hold different entries, and there the lexicographically
+ * smallest such pair a < b with their 0-based positions. One walk over all
+ * lists at once in seq order, a cursor per replica and nothing allocated. */
+static bool seq_divergence(const seq_logs_t *l, uint32_t *a, uint32_t *pa, uint32_t *b,
+                           uint32_t *pb) {
+  const syn_history_t *h = l->h;
+  uint32_t cur[SYN_MAX_HISTORY_NODES] = { 0 };
+  for (;;) {
+    uint64_t s = 0;   /* the lowest seq not walked yet */
+    bool any = false;
+    for (uint32_t i = 0; i < h->n; i++) {
+      if (!h->honest[i] || cur[i] >= l->count(h, i)) continue;
+      uint64_t x = l->seq(h, i, cur[i]);
+      if (!any || x < s) s = x;
+      any = true;
+    }
+    if (!any) return false;
+    /* Entries equal to the first replica's at s are equal to each other. */
+    int64_t first = -1;
+    bool differ = false;
+    for (uint32_t i = 0; i < h->n && !differ; i++) {
+      if (!seq_at(l, cur, i, s)) continue;
+      if (first < 0) first = i;
+      else differ = !l->same(h, (uint32_t)first, cur[first], i, cur[i]);
+    }
+    for (uint32_t x = 0; differ && x < h->n; x++) {
+      if (!seq_at(l, cur, x, s)) continue;
+      for (uint32_t y = x + 1; y < h->n; y++) {
+        if (!seq_at(l, cur, y, s) || l->same(h, x, cur[x], y, cur[y])) continue;
+        *a = x; *pa = cur[x]; *b = y; *pb = cur[y];
+        return true;
+      }
+    }
+    SYN_ASSERT(!differ);   /* a differing entry has a differing pair */
+    for (uint32_t i = 0; i < h->n; i++)
+      if (seq_at(l, cur, i, s)) cur[i]++;
+  }
+}
+
 /* ---- agreement ---- */
+
+static uint32_t delivery_count(const syn_history_t *h, uint32_t node) {
+  return h->logs[node].count;
+}
+
+static uint64_t delivery_seq(const syn_history_t *h, uint32_t node, uint32_t pos) {
+  return h->logs[node].items[pos].seq;
+}
+
+static bool delivery_same(const syn_history_t *h, uint32_t a, uint32_t pa, uint32_t b, uint32_t pb) {
+  return same_msg(h, &h->logs[a].items[pa], &h->logs[b].items[pb]);
+}
 
 void syn_check_agreement(const syn_history_t *h, syn_verdict_t *v) {
   verdict_init(v, "agreement");
-  /* Pairwise prefixes <=> every log is a prefix of the longest one, and
-   * the earliest pairwise divergence is the earliest divergence from it
-   * (two nodes that both match the longest log at p match each other). */
-  int64_t ref = -1;
-  for (uint32_t i = 0; i < h->n; i++)
-    if (h->honest[i] && (ref < 0 || h->logs[i].count > h->logs[ref].count)) ref = i;
-  if (ref < 0) return;
-  const syn_delivery_log_t *rl = &h->logs[ref];
-  uint32_t first = UINT32_MAX;
-  for (uint32_t i = 0; i < h->n; i++) {
-    if (!h->honest[i] || i == (uint32_t)ref) continue;
-    const syn_delivery_log_t *lg = &h->logs[i];
-    uint32_t lim = lg->count < first ? lg->count : first;
-    for (uint32_t p = 0; p < lim; p++)
-      if (!same_msg(h, &lg->items[p], &rl->items[p])) { first = p; break; }
+  const seq_logs_t l = { h, delivery_count, delivery_seq, delivery_same };
+  uint32_t a, pa, b, pb;
+  char qa[SYN_QUOTE_CAP], qb[SYN_QUOTE_CAP];
+  if (seq_unordered(&l, &a, &pa)) {
+    const syn_delivery_t *x = &h->logs[a].items[pa - 1], *y = &h->logs[a].items[pa];
+    verdict_fail(v, (int32_t)a, (int32_t)a, (int64_t)pa, (int64_t)pa + 1,
+                 "node %u's log is not increasing in seq: %s (origin %u, ts %llu) at seq %llu "
+                 "(log entry %u), then %s (origin %u, ts %llu) at seq %llu (log entry %u)",
+                 a, quote_delivery(h, qa, x), x->origin, (unsigned long long)x->ts,
+                 (unsigned long long)x->seq, pa, quote_delivery(h, qb, y), y->origin,
+                 (unsigned long long)y->ts, (unsigned long long)y->seq, pa + 1);
+    return;
   }
-  if (first == UINT32_MAX) return;
-  /* The lexicographically smallest pair of honest nodes that differ there. */
-  for (uint32_t a = 0; a < h->n; a++) {
-    if (!h->honest[a] || h->logs[a].count <= first) continue;
-    for (uint32_t b = a + 1; b < h->n; b++) {
-      if (!h->honest[b] || h->logs[b].count <= first) continue;
-      const syn_delivery_t *da = &h->logs[a].items[first], *db = &h->logs[b].items[first];
-      if (same_msg(h, da, db)) continue;
-      char qa[SYN_QUOTE_CAP], qb[SYN_QUOTE_CAP];
-      verdict_fail(v, (int32_t)a, (int32_t)b, (int64_t)first + 1, (int64_t)first + 1,
-                   "nodes %u and %u disagree at position %u: node %u delivered %s "
-                   "(origin %u, ts %llu), node %u delivered %s (origin %u, ts %llu)",
-                   a, b, first + 1, a, quote_delivery(h, qa, da), da->origin,
-                   (unsigned long long)da->ts, b, quote_delivery(h, qb, db), db->origin,
-                   (unsigned long long)db->ts);
-      return;
-    }
-  }
-  SYN_ASSERT(!"a divergence from the longest log has a differing pair");
+  if (!seq_divergence(&l, &a, &pa, &b, &pb)) return;
+  const syn_delivery_t *da = &h->logs[a].items[pa], *db = &h->logs[b].items[pb];
+  /* A gap puts log entries and positions apart: then name the entries too. */
+  char entries[64] = "";
+  if (da->seq != (uint64_t)pa + 1 || db->seq != (uint64_t)pb + 1)
+    snprintf(entries, sizeof entries, " (log entries %u and %u)", pa + 1, pb + 1);
+  verdict_fail(v, (int32_t)a, (int32_t)b, (int64_t)pa + 1, (int64_t)pb + 1,
+               "nodes %u and %u disagree at position %llu%s: node %u delivered %s "
+               "(origin %u, ts %llu), node %u delivered %s (origin %u, ts %llu)",
+               a, b, (unsigned long long)da->seq, entries, a, quote_delivery(h, qa, da),
+               da->origin, (unsigned long long)da->ts, b, quote_delivery(h, qb, db), db->origin,
+               (unsigned long long)db->ts);
 }
 
 /* ---- total order ---- */
@@ -388,19 +493,32 @@ void syn_check_validity(const syn_history_t *h, syn_verdict_t *v) {
     const syn_delivery_log_t *lg = &h->logs[i];
     for (uint32_t p = 0; p < lg->count; p++) {
       const syn_delivery_t *d = &lg->items[p];
-      if (d->origin < h->n && !h->honest[d->origin]) continue;  /* may multicast anything */
+      bool known = d->origin < nodes_all(h);   /* a replica or a client */
+      if (known && !h->honest[d->origin]) continue;  /* may multicast anything */
       sub_key_t k = { h, d->origin, d->off, d->len };
       if (table_find(&t, hash_origin_value(h, d->origin, d->off, d->len), sub_eq, &k,
                      UINT32_MAX) != UINT32_MAX)
         continue;
       char q[SYN_QUOTE_CAP];
-      int32_t ob = d->origin < h->n ? (int32_t)d->origin : -1;
+      int32_t ob = known ? (int32_t)d->origin : -1;
       if (d->origin < h->n)
         verdict_fail(v, (int32_t)i, ob, (int64_t)p + 1, -1,
                      "node %u delivered %s at position %u from honest node %u (ts %llu), "
                      "but node %u never submitted that value",
                      i, quote_delivery(h, q, d), p + 1, d->origin, (unsigned long long)d->ts,
                      d->origin);
+      else if (known)
+        verdict_fail(v, (int32_t)i, ob, (int64_t)p + 1, -1,
+                     "node %u delivered %s at position %u from honest client %u (ts %llu), "
+                     "but client %u never submitted that value",
+                     i, quote_delivery(h, q, d), p + 1, d->origin, (unsigned long long)d->ts,
+                     d->origin);
+      else if (h->clients > 0)
+        verdict_fail(v, (int32_t)i, ob, (int64_t)p + 1, -1,
+                     "node %u delivered %s at position %u from origin %u (ts %llu), "
+                     "which is neither one of the %u replicas nor one of the %u clients",
+                     i, quote_delivery(h, q, d), p + 1, d->origin, (unsigned long long)d->ts,
+                     h->n, h->clients);
       else
         verdict_fail(v, (int32_t)i, ob, (int64_t)p + 1, -1,
                      "node %u delivered %s at position %u from origin %u (ts %llu), "
@@ -460,6 +578,56 @@ static int64_t add_sat(int64_t a, int64_t b) {
   return a > INT64_MAX - b ? INT64_MAX : a + b;
 }
 
+static int64_t deadline_of(const syn_submission_t *s, int64_t heal_at_ns, int64_t bound_ns) {
+  return add_sat(s->at_ns > heal_at_ns ? s->at_ns : heal_at_ns, bound_ns);
+}
+
+/* ---- clients' responses (liveness, syn_history_to_lin) ---- */
+
+/* For each submission, the 0-based position in its client's log of the
+ * response to it: the k-th submission at client c (k counted per client in
+ * recorded order) is answered by the entry of c's log with seq k, the
+ * earliest (by at_ns, then position) when there are several. UINT32_MAX for
+ * a submission at a replica and for one not answered. NULL: out of memory. */
+static uint32_t *client_responses_new(const syn_history_t *h) {
+  uint32_t *resp = malloc(((size_t)h->nsubs + 1) * sizeof *resp);
+  if (resp == NULL) return NULL;
+  uint32_t subs_at[SYN_MAX_HISTORY_NODES] = { 0 }, base[SYN_MAX_HISTORY_NODES] = { 0 };
+  uint32_t total = 0;
+  for (uint32_t si = 0; si < h->nsubs; si++) {
+    resp[si] = UINT32_MAX;
+    if (h->subs[si].node >= h->n) subs_at[h->subs[si].node]++;
+  }
+  for (uint32_t c = h->n; c < nodes_all(h); c++) { base[c] = total; total += subs_at[c]; }
+  uint32_t *kth = malloc(((size_t)total + 1) * sizeof *kth);   /* [base[c] + k - 1]: c's k-th */
+  if (kth == NULL) { free(resp); return NULL; }
+  uint32_t seen[SYN_MAX_HISTORY_NODES] = { 0 };
+  for (uint32_t si = 0; si < h->nsubs; si++) {
+    uint32_t c = h->subs[si].node;
+    if (c >= h->n) kth[base[c] + seen[c]++] = si;
+  }
+  for (uint32_t c = h->n; c < nodes_all(h); c++) {
+    const syn_delivery_log_t *lg = &h->logs[c];
+    for (uint32_t p = 0; p < lg->count; p++) {
+      uint64_t k = lg->items[p].seq;
+      if (k < 1 || k > subs_at[c]) continue;   /* answers nothing submitted */
+      uint32_t *r = &resp[kth[base[c] + k - 1]];
+      if (*r == UINT32_MAX || lg->items[p].at_ns < lg->items[*r].at_ns) *r = p;
+    }
+  }
+  free(kth);
+  return resp;
+}
+
+/* 1 + how many submissions at the same node came before submission si. */
+static uint32_t sub_rank(const syn_history_t *h, uint32_t si) {
+  uint32_t k = 1;
+  for (uint32_t i = 0; i < si; i++) k += h->subs[i].node == h->subs[si].node;
+  return k;
+}
+
+/* ---- liveness ---- */
+
 void syn_check_liveness(const syn_history_t *h, int64_t heal_at_ns, int64_t bound_ns,
                         int64_t end_ns, syn_verdict_t *v) {
   verdict_init(v, "liveness");
@@ -468,16 +636,29 @@ void syn_check_liveness(const syn_history_t *h, int64_t heal_at_ns, int64_t boun
                  (long long)bound_ns);
     return;
   }
-  /* One node's index at a time; the reported failure is the first
-   * submission (in recorded order) that some honest node misses, and the
-   * lowest such node. */
+  uint32_t *resp = client_responses_new(h);
+  if (resp == NULL) { fail_nomem(v); return; }
+  /* The reported failure is the first submission (in recorded order) that
+   * is missed: at a client, by the client itself (its response is late or
+   * missing); at a replica, by some honest replica — the lowest such. */
   uint32_t best_sub = UINT32_MAX, best_node = 0;
   int64_t best_pos = -1;
+  for (uint32_t si = 0; si < h->nsubs; si++) {
+    const syn_submission_t *s = &h->subs[si];
+    if (s->node < h->n || !h->honest[s->node]) continue;
+    int64_t deadline = deadline_of(s, heal_at_ns, bound_ns);
+    if (deadline > end_ns) continue;       /* the run was too short to tell */
+    if (resp[si] != UINT32_MAX && h->logs[s->node].items[resp[si]].at_ns <= deadline) continue;
+    best_sub = si; best_node = s->node;
+    best_pos = resp[si] == UINT32_MAX ? -1 : (int64_t)resp[si] + 1;
+    break;
+  }
+  /* Replicas: one replica's index at a time. */
   for (uint32_t i = 0; i < h->n; i++) {
     if (!h->honest[i]) continue;
     const syn_delivery_log_t *lg = &h->logs[i];
     table_t t;
-    if (table_new(&t, lg->count)) { fail_nomem(v); return; }
+    if (table_new(&t, lg->count)) { free(resp); fail_nomem(v); return; }
     for (uint32_t p = 0; p < lg->count; p++) {
       const syn_delivery_t *d = &lg->items[p];
       ov_key_t k = { h, lg, d->origin, d->off, d->len };
@@ -492,9 +673,8 @@ void syn_check_liveness(const syn_history_t *h, int64_t heal_at_ns, int64_t boun
     }
     for (uint32_t si = 0; si < h->nsubs && si < best_sub; si++) {
       const syn_submission_t *s = &h->subs[si];
-      if (!h->honest[s->node]) continue;
-      int64_t start = s->at_ns > heal_at_ns ? s->at_ns : heal_at_ns;
-      int64_t deadline = add_sat(start, bound_ns);
+      if (s->node >= h->n || !h->honest[s->node]) continue;
+      int64_t deadline = deadline_of(s, heal_at_ns, bound_ns);
       if (deadline > end_ns) continue;     /* the run was too short to tell */
       ov_key_t k = { h, lg, s->node, s->off, s->len };
       uint32_t q = table_find(&t, hash_origin_value(h, s->node, s->off, s->len), ov_eq, &k,
@@ -506,14 +686,14 @@ void syn_check_liveness(const syn_history_t *h, int64_t heal_at_ns, int64_t boun
     }
     table_free(&t);
   }
+  free(resp);
   if (best_sub == UINT32_MAX) {
     /* Ok — but say how much of the run could not be judged, so a run cut
      * short does not pass silently. */
     uint32_t unjudged = 0;
     for (uint32_t si = 0; si < h->nsubs; si++) {
       const syn_submission_t *s = &h->subs[si];
-      int64_t start = s->at_ns > heal_at_ns ? s->at_ns : heal_at_ns;
-      if (h->honest[s->node] && add_sat(start, bound_ns) > end_ns) unjudged++;
+      if (h->honest[s->node] && deadline_of(s, heal_at_ns, bound_ns) > end_ns) unjudged++;
     }
     if (unjudged) {
       char ts_x[32];
@@ -524,19 +704,34 @@ void syn_check_liveness(const syn_history_t *h, int64_t heal_at_ns, int64_t boun
     return;
   }
   const syn_submission_t *s = &h->subs[best_sub];
-  int64_t start = s->at_ns > heal_at_ns ? s->at_ns : heal_at_ns;
-  int64_t deadline = add_sat(start, bound_ns);
-  char q[SYN_QUOTE_CAP], ts_sub[32], ts_dl[32], ts_heal[32], ts_bound[32], ts_x[32];
+  int64_t deadline = deadline_of(s, heal_at_ns, bound_ns);
+  char q[SYN_QUOTE_CAP], ts_sub[32], ts_dl[32], ts_heal[32], ts_bound[32], ts_x[32], ts_end[32];
   syn_quote(q, syn_history_value(h, s->off), s->len);
-  if (best_pos < 0)
+  const char *quiet = end_ns == INT64_MAX ? "the run went quiet without it" : "the run ended at ";
+  const char *end_text = end_ns == INT64_MAX ? "" : fmt_time(ts_end, end_ns);
+  if (s->node >= h->n && best_pos < 0)
+    verdict_fail(v, (int32_t)s->node, (int32_t)s->node, -1, (int64_t)best_sub + 1,
+                 "client %u never got a response to %s (its op %u, submission %u, at %s); "
+                 "its deadline was %s (max(submitted, heal at %s) + bound %s) and %s%s",
+                 s->node, q, sub_rank(h, best_sub), best_sub + 1, fmt_time(ts_sub, s->at_ns),
+                 fmt_time(ts_dl, deadline), fmt_time(ts_heal, heal_at_ns),
+                 fmt_time(ts_bound, bound_ns), quiet, end_text);
+  else if (s->node >= h->n)
+    verdict_fail(v, (int32_t)s->node, (int32_t)s->node, best_pos, (int64_t)best_sub + 1,
+                 "client %u got the response to %s (its op %u, submission %u, at %s) late, "
+                 "at %s (position %lld); its deadline was %s (max(submitted, heal at %s) + "
+                 "bound %s)",
+                 s->node, q, sub_rank(h, best_sub), best_sub + 1, fmt_time(ts_sub, s->at_ns),
+                 fmt_time(ts_x, h->logs[s->node].items[best_pos - 1].at_ns), (long long)best_pos,
+                 fmt_time(ts_dl, deadline), fmt_time(ts_heal, heal_at_ns),
+                 fmt_time(ts_bound, bound_ns));
+  else if (best_pos < 0)
     verdict_fail(v, (int32_t)best_node, (int32_t)s->node, -1, (int64_t)best_sub + 1,
                  "node %u never delivered %s (submission %u, at node %u at %s); its deadline "
                  "was %s (max(submitted, heal at %s) + bound %s) and %s%s",
                  best_node, q, best_sub + 1, s->node, fmt_time(ts_sub, s->at_ns),
                  fmt_time(ts_dl, deadline), fmt_time(ts_heal, heal_at_ns),
-                 fmt_time(ts_bound, bound_ns),
-                 end_ns == INT64_MAX ? "the run went quiet without it" : "the run ended at ",
-                 end_ns == INT64_MAX ? "" : fmt_time(ts_x, end_ns));
+                 fmt_time(ts_bound, bound_ns), quiet, end_text);
   else
     verdict_fail(v, (int32_t)best_node, (int32_t)s->node, best_pos, (int64_t)best_sub + 1,
                  "node %u delivered %s (submission %u, at node %u at %s) late, at %s "
@@ -566,4 +761,180 @@ void syn_check_ts_order(const syn_history_t *h, syn_verdict_t *v) {
       return;
     }
   }
+}
+
+/* ---- batches ---- */
+
+static uint32_t commit_count(const syn_history_t *h, uint32_t node) {
+  return h->commits[node].count;
+}
+
+static uint64_t commit_seq(const syn_history_t *h, uint32_t node, uint32_t pos) {
+  return h->commits[node].items[pos].seq;
+}
+
+static bool commit_same(const syn_history_t *h, uint32_t a, uint32_t pa, uint32_t b, uint32_t pb) {
+  return memcmp(h->commits[a].items[pa].digest, h->commits[b].items[pb].digest,
+                SYN_HISTORY_DIGEST_BYTES) == 0;
+}
+
+/* The first 8 bytes of a digest in hex, for a human. */
+#define DIGEST_SHOWN_BYTES 8
+static const char *digest_hex(char out[2 * DIGEST_SHOWN_BYTES + 1], const syn_commit_t *c) {
+  syn_hex(c->digest, DIGEST_SHOWN_BYTES, out);
+  return out;
+}
+
+void syn_check_batches(const syn_history_t *h, syn_verdict_t *v) {
+  verdict_init(v, "batches");
+  const seq_logs_t l = { h, commit_count, commit_seq, commit_same };
+  uint32_t a, pa, b, pb;
+  char xa[2 * DIGEST_SHOWN_BYTES + 1], xb[2 * DIGEST_SHOWN_BYTES + 1];
+  if (seq_unordered(&l, &a, &pa)) {
+    const syn_commit_t *x = &h->commits[a].items[pa - 1], *y = &h->commits[a].items[pa];
+    verdict_fail(v, (int32_t)a, (int32_t)a, (int64_t)pa, (int64_t)pa + 1,
+                 "node %u's commit log is not increasing in seq: seq %llu (digest %s...) at "
+                 "commit %u, then seq %llu (digest %s...) at commit %u",
+                 a, (unsigned long long)x->seq, digest_hex(xa, x), pa, (unsigned long long)y->seq,
+                 digest_hex(xb, y), pa + 1);
+    return;
+  }
+  if (!seq_divergence(&l, &a, &pa, &b, &pb)) return;
+  const syn_commit_t *ca = &h->commits[a].items[pa], *cb = &h->commits[b].items[pb];
+  verdict_fail(v, (int32_t)a, (int32_t)b, (int64_t)pa + 1, (int64_t)pb + 1,
+               "nodes %u and %u committed different batches at seq %llu: node %u's digest %s..., "
+               "node %u's digest %s... (commits %u and %u of their logs)",
+               a, b, (unsigned long long)ca->seq, a, digest_hex(xa, ca), b, digest_hex(xb, cb),
+               pa + 1, pb + 1);
+}
+
+/* ---- exactly once ---- */
+
+/* (origin, ts): a request's identity, whatever its value. */
+static uint64_t hash_request(uint32_t origin, uint64_t ts) {
+  return mix64(((uint64_t)origin << 32) ^ mix64(ts ^ 0x0e0ce5eed0000000ULL));
+}
+
+/* Key: (origin, ts) in one log. */
+typedef struct {
+  const syn_delivery_log_t *log;
+  uint32_t origin;
+  uint64_t ts;
+} req_key_t;
+
+static bool req_eq(const void *ctx, uint32_t idx) {
+  const req_key_t *k = ctx;
+  const syn_delivery_t *d = &k->log->items[idx];
+  return d->origin == k->origin && d->ts == k->ts;
+}
+
+/* Replica i's log indexed by (origin, ts). Fails v and returns 1 when the
+ * log holds one (origin, ts) twice; 0 with t built; <0 on error. */
+static int index_requests(const syn_history_t *h, uint32_t i, table_t *t, syn_verdict_t *v) {
+  const syn_delivery_log_t *lg = &h->logs[i];
+  if (table_new(t, lg->count)) return -SYN_ENOMEM;
+  for (uint32_t p = 0; p < lg->count; p++) {
+    const syn_delivery_t *d = &lg->items[p];
+    req_key_t k = { lg, d->origin, d->ts };
+    uint32_t first = table_find(t, hash_request(d->origin, d->ts), req_eq, &k, p);
+    if (first == UINT32_MAX) continue;
+    const syn_delivery_t *e = &lg->items[first];
+    char qa[SYN_QUOTE_CAP], qb[SYN_QUOTE_CAP];
+    verdict_fail(v, (int32_t)i, (int32_t)i, (int64_t)first + 1, (int64_t)p + 1,
+                 "node %u executed the request of origin %u with ts %llu twice: %s at seq "
+                 "%llu (position %u) and %s at seq %llu (position %u)",
+                 i, d->origin, (unsigned long long)d->ts, quote_delivery(h, qa, e),
+                 (unsigned long long)e->seq, first + 1, quote_delivery(h, qb, d),
+                 (unsigned long long)d->seq, p + 1);
+    table_free(t);
+    return 1;
+  }
+  return 0;
+}
+
+/* Fails v for the response at position p of client c's log, which no
+ * honest replica executed; names the op when c submitted a k-th one. */
+static void fail_unexecuted(const syn_history_t *h, uint32_t c, uint32_t p, syn_verdict_t *v) {
+  const syn_delivery_t *d = &h->logs[c].items[p];
+  char q[SYN_QUOTE_CAP], qs[SYN_QUOTE_CAP], qop[SYN_QUOTE_CAP + 8] = "";
+  uint64_t k_at = 0;
+  for (uint32_t si = 0; si < h->nsubs; si++) {
+    const syn_submission_t *s = &h->subs[si];
+    if (s->node != c || ++k_at != d->seq) continue;
+    snprintf(qop, sizeof qop, " to %s", syn_quote(qs, syn_history_value(h, s->off), s->len));
+    break;
+  }
+  verdict_fail(v, (int32_t)c, -1, (int64_t)p + 1, -1,
+               "client %u got the response %s%s (its request with ts %llu, committed at seq "
+               "%llu, position %u of its log), but no honest replica executed a request of "
+               "client %u with ts %llu",
+               c, quote_delivery(h, q, d), qop, (unsigned long long)d->seq,
+               (unsigned long long)d->ts, p + 1, c, (unsigned long long)d->seq);
+}
+
+void syn_check_exactly_once(const syn_history_t *h, syn_verdict_t *v) {
+  verdict_init(v, "exactly_once");
+  /* One honest replica's index at a time: it shows (a) that replica's
+   * repeats, and (b) which honest clients' responses it executed (a
+   * response's (client, seq) is the request's (origin, ts)). executed[] is
+   * flat: base[c] + position in c's log. */
+  uint32_t base[SYN_MAX_HISTORY_NODES] = { 0 };
+  uint64_t total = 0;
+  for (uint32_t c = h->n; c < nodes_all(h); c++) {
+    base[c] = (uint32_t)total;
+    if (h->honest[c]) total += h->logs[c].count;
+  }
+  if (total > UINT32_MAX) { fail_nomem(v); return; }
+  uint8_t *executed = calloc(total ? total : 1, 1);
+  if (executed == NULL) { fail_nomem(v); return; }
+  bool any_honest = false;
+  for (uint32_t i = 0; i < h->n; i++) {
+    if (!h->honest[i]) continue;
+    any_honest = true;
+    table_t t;
+    int rc = index_requests(h, i, &t, v);
+    if (rc < 0) fail_nomem(v);
+    if (rc != 0) { free(executed); return; }
+    for (uint32_t c = h->n; c < nodes_all(h); c++) {
+      if (!h->honest[c]) continue;
+      for (uint32_t p = 0; p < h->logs[c].count; p++) {
+        req_key_t k = { &h->logs[i], c, h->logs[c].items[p].seq };
+        if (table_find(&t, hash_request(c, k.ts), req_eq, &k, UINT32_MAX) != UINT32_MAX)
+          executed[base[c] + p] = 1;
+      }
+    }
+    table_free(&t);
+  }
+  /* (b) is not judged when every replica is Byzantine: nobody can vouch. */
+  for (uint32_t c = h->n; any_honest && c < nodes_all(h); c++) {
+    if (!h->honest[c]) continue;
+    for (uint32_t p = 0; p < h->logs[c].count; p++) {
+      if (executed[base[c] + p]) continue;
+      fail_unexecuted(h, c, p, v);
+      free(executed);
+      return;
+    }
+  }
+  free(executed);
+}
+
+/* ---- the clients' KV history ---- */
+
+int syn_history_to_lin(const syn_history_t *h, syn_lin_history_t *out) {
+  uint32_t *resp = client_responses_new(h);
+  if (resp == NULL) return -SYN_ENOMEM;
+  int rc = 0;
+  for (uint32_t si = 0; si < h->nsubs && rc == 0; si++) {
+    const syn_submission_t *s = &h->subs[si];
+    if (s->node < h->n) continue;
+    syn_lin_cmd_t cmd;
+    uint32_t id;
+    if ((rc = syn_lin_parse((const char *)syn_history_value(h, s->off), s->len, &cmd)) != 0) break;
+    if ((rc = syn_lin_history_invoke(out, s->node, &cmd, s->at_ns, &id)) != 0) break;
+    if (resp[si] == UINT32_MAX || !h->honest[s->node]) continue;   /* pending */
+    const syn_delivery_t *d = &h->logs[s->node].items[resp[si]];
+    rc = syn_lin_history_respond(out, id, syn_history_value(h, d->off), d->len, d->at_ns);
+  }
+  free(resp);
+  return rc;
 }

@@ -97,6 +97,20 @@ static inline const uint8_t *syn_lin_history_bytes(const syn_lin_history_t *h, u
   return h->arena.data + off;
 }
 
+/* Appends the clients' KV history of h (check.h's replicas-and-clients
+ * shape) to out, which the caller initialised: one op per submission at a
+ * client node, in recorded order (client = the client's node id, invoke_ns
+ * = the submission time), answered by the response the client logged with
+ * seq k for its k-th submission (the earliest when it logged several;
+ * respond_ns = its at_ns, result = its value); an op without one is
+ * pending. A Byzantine client's ops are all pending (its reports are not
+ * trusted, its ops may still have taken effect). Submissions at replicas are
+ * left out. -SYN_EPARSE when a client's op text is not a KV op, -SYN_EINVAL
+ * for a negative time or a response before its invocation, -SYN_ELIMIT past
+ * the SYN_MAX_LIN_* limits, -SYN_ENOMEM; on an error out holds the ops
+ * appended so far (the caller still frees it). Implemented in check.c. */
+int syn_history_to_lin(const syn_history_t *h, syn_lin_history_t *out);
+
 typedef enum {
   SYN_LIN_OK = 0,        /* every key's sub-history is linearizable */
   SYN_LIN_VIOLATION,     /* some key's is not (proven) */

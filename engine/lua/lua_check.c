@@ -5,21 +5,29 @@
  * never judges anything itself and never hands Lua a pointer into the
  * history's arena.
  *
- *   local h = synod.history{ n = 4 }          -- node ids 0 .. n-1, all honest
+ *   local h = synod.history{ n = 4 [, clients = 2] }
+ *                                             -- replicas 0 .. n-1, clients n .. n+clients-1,
+ *                                             -- all honest (check.h: the two shapes of run)
  *   h:submit(node, value [, at])              -- a client submitted value at node
- *   h:deliver(node, seq, origin, ts, value [, at])
+ *   h:deliver(node, seq, origin, ts, value [, at])   -- at a client: its response
+ *   h:commit(replica, seq, digest [, at])     -- digest: 64 hex digits or 32 bytes
  *   h:byzantine(node)                         -- ignored by every checker
- *   h:reset(node)                             -- amnesia restart: a new log
- *   h:is_honest(node), #h (= n), h:log(node), h:submissions()
+ *   h:reset(node)                             -- amnesia restart: new logs
+ *   h:is_honest(node), #h (= n), h:log(node), h:submissions(),
+ *   h:commits(replica)                        -- { {seq=, digest=<hex>, at=} … }
+ *   h:kv_history()                            -- the clients' ops as a synod.kv_history
+ *                                             -- (check/lin.h syn_history_to_lin)
  *   h:check(name [, opts])                    -- one verdict
  *   h:check_all([opts])                       -- {ok, checker="all", checks={…}, explain}
  *
  * Times (at, heal_at, bound, end_ns) are integer nanoseconds or strings
  * like "5ms". check names: agreement, total_order, validity, integrity,
- * liveness (opts.bound required; opts.heal_at defaults to 0, opts.end_ns to
- * the latest time the history recorded), ts_order. check_all runs
- * agreement, total_order, validity and integrity, then liveness when
- * opts.bound is given and ts_order when opts.ts_order is true. */
+ * batches, exactly_once, liveness (opts.bound required; opts.heal_at
+ * defaults to 0, opts.end_ns to the latest time the history recorded),
+ * ts_order. check_all runs agreement, total_order, validity and integrity,
+ * then batches and exactly_once when the history has clients or commits,
+ * then liveness when opts.bound is given and ts_order when opts.ts_order is
+ * true. */
 #include "synl.h"
 #include "../check/check_lua.h"
 
@@ -45,11 +53,16 @@ syn_history_t *synL_checkhistory(lua_State *L, int arg) {
   return &check_ud(L, arg)->h;
 }
 
-static uint32_t check_node(lua_State *L, const syn_history_t *h, int arg) {
+/* A node id below limit: n + clients for any node, n for a replica. */
+static uint32_t check_id(lua_State *L, int arg, uint32_t limit, const char *what) {
   lua_Integer node = luaL_checkinteger(L, arg);
-  if (node < 0 || (lua_Unsigned)node >= h->n)
-    luaL_argerror(L, arg, lua_pushfstring(L, "node %I out of range 0..%d", node, (int)h->n - 1));
+  if (node < 0 || (lua_Unsigned)node >= limit)
+    luaL_argerror(L, arg, lua_pushfstring(L, "%s %I out of range 0..%d", what, node, (int)limit - 1));
   return (uint32_t)node;
+}
+
+static uint32_t check_node(lua_State *L, const syn_history_t *h, int arg) {
+  return check_id(L, arg, h->n + h->clients, "node");
 }
 
 static lua_Integer check_nonneg(lua_State *L, int arg, const char *what) {
@@ -87,10 +100,23 @@ static int history_new(lua_State *L) {
     luaL_argerror(L, 1, lua_pushfstring(L, "n = %I exceeds SYN_MAX_HISTORY_NODES (%d)", n,
                                         (int)SYN_MAX_HISTORY_NODES));
   if (n < 1) luaL_argerror(L, 1, lua_pushfstring(L, "n = %I: a history needs at least one node", n));
+  lua_getfield(L, 1, "clients");
+  lua_Integer clients = 0;
+  if (!lua_isnil(L, -1)) {
+    clients = lua_tointegerx(L, -1, &isint);
+    if (!isint || clients < 0)
+      luaL_argerror(L, 1, lua_pushfstring(L, "clients: non-negative integer expected, got %s",
+                                          isint ? lua_tostring(L, -1) : luaL_typename(L, -1)));
+  }
+  lua_pop(L, 1);
+  if (clients > SYN_MAX_HISTORY_NODES - n)
+    luaL_argerror(L, 1, lua_pushfstring(L, "n + clients = %I exceeds SYN_MAX_HISTORY_NODES (%d)",
+                                        n + clients, (int)SYN_MAX_HISTORY_NODES));
   history_ud_t *u = lua_newuserdatauv(L, sizeof *u, 0);
   u->open = false;
   int rc = syn_history_init(&u->h, (uint32_t)n);
-  SYN_ASSERT(rc == 0);   /* n was checked above */
+  if (rc == 0) rc = syn_history_set_clients(&u->h, (uint32_t)clients);
+  SYN_ASSERT(rc == 0);   /* n and clients were checked above */
   u->open = true;
   luaL_setmetatable(L, HISTORY_MT);
   return 1;
@@ -110,10 +136,21 @@ static int history_len(lua_State *L) {
 static int history_tostring(lua_State *L) {
   history_ud_t *u = luaL_checkudata(L, 1, HISTORY_MT);
   if (!u->open) { lua_pushliteral(L, "synod.History(closed)"); return 1; }
-  uint64_t deliveries = 0;
-  for (uint32_t i = 0; i < u->h.n; i++) deliveries += u->h.logs[i].count;
-  lua_pushfstring(L, "synod.History(n=%d, deliveries=%I, submissions=%I)", (int)u->h.n,
-                  (lua_Integer)deliveries, (lua_Integer)u->h.nsubs);
+  uint64_t deliveries = 0, commits = 0;
+  for (uint32_t i = 0; i < u->h.n; i++) {
+    deliveries += u->h.logs[i].count;
+    commits += u->h.commits[i].count;
+  }
+  if (u->h.clients == 0 && commits == 0) {
+    lua_pushfstring(L, "synod.History(n=%d, deliveries=%I, submissions=%I)", (int)u->h.n,
+                    (lua_Integer)deliveries, (lua_Integer)u->h.nsubs);
+    return 1;
+  }
+  uint64_t responses = 0;
+  for (uint32_t c = u->h.n; c < u->h.n + u->h.clients; c++) responses += u->h.logs[c].count;
+  lua_pushfstring(L, "synod.History(n=%d, clients=%d, deliveries=%I, responses=%I, commits=%I, "
+                  "submissions=%I)", (int)u->h.n, (int)u->h.clients, (lua_Integer)deliveries,
+                  (lua_Integer)responses, (lua_Integer)commits, (lua_Integer)u->h.nsubs);
   return 1;
 }
 
@@ -162,6 +199,30 @@ static int history_submit(lua_State *L) {
   return 0;
 }
 
+/* h:commit(replica, seq, digest [, at]) */
+static int history_commit(lua_State *L) {
+  syn_history_t *h = synL_checkhistory(L, 1);
+  uint32_t node = check_id(L, 2, h->n, "replica");
+  lua_Integer seq = check_nonneg(L, 3, "seq");
+  size_t len = 0;
+  const char *text = luaL_checklstring(L, 4, &len);
+  uint8_t digest[SYN_HISTORY_DIGEST_BYTES];
+  if (len == SYN_HISTORY_DIGEST_BYTES) {
+    memcpy(digest, text, len);
+  } else if (len != 2 * SYN_HISTORY_DIGEST_BYTES || syn_unhex(text, digest, sizeof digest) != 0) {
+    luaL_argerror(L, 4, lua_pushfstring(L, "digest: %d hex digits or %d bytes expected, got %I bytes",
+                                        2 * SYN_HISTORY_DIGEST_BYTES, SYN_HISTORY_DIGEST_BYTES,
+                                        (lua_Integer)len));
+  }
+  int64_t at_ns = synL_opttime(L, 5, 0);
+  int rc = syn_history_commit(h, node, (uint64_t)seq, digest, at_ns);
+  if (rc == -SYN_ELIMIT)
+    return luaL_error(L, "commit: replica %d already has SYN_MAX_HISTORY_COMMITS (%d) commits",
+                      (int)node, (int)SYN_MAX_HISTORY_COMMITS);
+  if (rc) return luaL_error(L, "commit: %s", syn_strerror(rc));
+  return 0;
+}
+
 static int history_byzantine(lua_State *L) {
   syn_history_t *h = synL_checkhistory(L, 1);
   h->honest[check_node(L, h, 2)] = false;
@@ -202,6 +263,48 @@ static int history_log(lua_State *L) {
   syn_history_t *h = synL_checkhistory(L, 1);
   synL_push_deliveries(L, h, check_node(L, h, 2));
   return 1;
+}
+
+/* h:commits(replica) -> { {seq=, digest=<hex>, at=} … } */
+static int history_commits(lua_State *L) {
+  syn_history_t *h = synL_checkhistory(L, 1);
+  const syn_commit_log_t *cl = &h->commits[check_id(L, 2, h->n, "replica")];
+  lua_createtable(L, (int)cl->count, 0);
+  for (uint32_t p = 0; p < cl->count; p++) {
+    const syn_commit_t *c = &cl->items[p];
+    char hex[2 * SYN_HISTORY_DIGEST_BYTES + 1];
+    syn_hex(c->digest, SYN_HISTORY_DIGEST_BYTES, hex);
+    lua_createtable(L, 0, 3);
+    lua_pushinteger(L, (lua_Integer)c->seq); lua_setfield(L, -2, "seq");
+    lua_pushstring(L, hex); lua_setfield(L, -2, "digest");
+    lua_pushinteger(L, (lua_Integer)c->at_ns); lua_setfield(L, -2, "at");
+    lua_rawseti(L, -2, (lua_Integer)p + 1);
+  }
+  return 1;
+}
+
+/* h:kv_history() -> a synod.kv_history of the clients' ops */
+static int history_kv_history(lua_State *L) {
+  syn_history_t *h = synL_checkhistory(L, 1);
+  syn_lin_history_t *out = synL_push_kvhistory(L);
+  int rc = syn_history_to_lin(h, out);
+  if (rc == 0) return 1;
+  if (rc == -SYN_EPARSE) {   /* name the op */
+    for (uint32_t i = 0; i < h->nsubs; i++) {
+      const syn_submission_t *s = &h->subs[i];
+      syn_lin_cmd_t cmd;
+      if (s->node < h->n ||
+          syn_lin_parse((const char *)syn_history_value(h, s->off), s->len, &cmd) == 0)
+        continue;
+      char q[SYN_QUOTE_CAP];
+      return luaL_error(L, "kv_history: submission %d at client %d is not a key-value op: %s",
+                        (int)i + 1, (int)s->node, syn_quote(q, syn_history_value(h, s->off), s->len));
+    }
+  }
+  if (rc == -SYN_ELIMIT)
+    return luaL_error(L, "kv_history: the clients' ops exceed a SYN_MAX_LIN_* limit (%d ops, %d bytes)",
+                      (int)SYN_MAX_LIN_HISTORY_OPS, (int)SYN_MAX_LIN_HISTORY_BYTES);
+  return luaL_error(L, "kv_history: %s", syn_strerror(rc));
 }
 
 static int history_submissions(lua_State *L) {
@@ -260,18 +363,23 @@ void synL_push_verdict(lua_State *L, const syn_verdict_t *v) {
 /* The latest time the history recorded: liveness's default end. */
 static int64_t latest_ns(const syn_history_t *h) {
   int64_t t = 0;
-  for (uint32_t i = 0; i < h->n; i++)
+  for (uint32_t i = 0; i < h->n + h->clients; i++) {
     for (uint32_t p = 0; p < h->logs[i].count; p++)
       if (h->logs[i].items[p].at_ns > t) t = h->logs[i].items[p].at_ns;
+    for (uint32_t p = 0; p < h->commits[i].count; p++)
+      if (h->commits[i].items[p].at_ns > t) t = h->commits[i].items[p].at_ns;
+  }
   for (uint32_t i = 0; i < h->nsubs; i++)
     if (h->subs[i].at_ns > t) t = h->subs[i].at_ns;
   return t;
 }
 
-typedef enum { CK_AGREEMENT, CK_TOTAL_ORDER, CK_VALIDITY, CK_INTEGRITY, CK_LIVENESS, CK_TS_ORDER,
-               CK_COUNT } checker_id_t;
+/* In check_all's order. */
+typedef enum { CK_AGREEMENT, CK_TOTAL_ORDER, CK_VALIDITY, CK_INTEGRITY, CK_BATCHES,
+               CK_EXACTLY_ONCE, CK_LIVENESS, CK_TS_ORDER, CK_COUNT } checker_id_t;
 static const char *const checker_names[] = {
-  "agreement", "total_order", "validity", "integrity", "liveness", "ts_order", NULL,
+  "agreement", "total_order", "validity", "integrity", "batches", "exactly_once", "liveness",
+  "ts_order", NULL,
 };
 
 /* Runs one checker; opts is the stack index of the options (may be none). */
@@ -283,6 +391,8 @@ static void run_checker(lua_State *L, const syn_history_t *h, checker_id_t id, i
   case CK_VALIDITY: syn_check_validity(h, v); return;
   case CK_INTEGRITY: syn_check_integrity(h, v); return;
   case CK_TS_ORDER: syn_check_ts_order(h, v); return;
+  case CK_BATCHES: syn_check_batches(h, v); return;
+  case CK_EXACTLY_ONCE: syn_check_exactly_once(h, v); return;
   case CK_LIVENESS: {
     bool have_bound = false;
     int64_t bound_ns = field_time(L, opts, "bound", 0, &have_bound);
@@ -318,6 +428,10 @@ static int history_check_all(lua_State *L) {
     ts_order = lua_toboolean(L, -1);
     lua_pop(L, 2);
   }
+  /* batches and exactly_once speak of clients and commits: a run that
+   * recorded neither (TOM) is judged as before. */
+  bool pbft = h->clients > 0;
+  for (uint32_t i = 0; i < h->n && !pbft; i++) pbft = h->commits[i].count > 0;
   lua_createtable(L, 0, 4);        /* result */
   lua_createtable(L, CK_COUNT, 0); /* checks */
   luaL_Buffer b;
@@ -327,6 +441,7 @@ static int history_check_all(lua_State *L) {
   for (int id = 0; id < CK_COUNT; id++) {
     if (id == CK_LIVENESS && !liveness) continue;
     if (id == CK_TS_ORDER && !ts_order) continue;
+    if ((id == CK_BATCHES || id == CK_EXACTLY_ONCE) && !pbft) continue;
     syn_verdict_t v;
     run_checker(L, h, (checker_id_t)id, 2, &v);
     if (!v.ok) {
@@ -360,6 +475,9 @@ static const luaL_Reg history_methods[] = {
   { "reset", history_reset },
   { "log", history_log },
   { "submissions", history_submissions },
+  { "commit", history_commit },
+  { "commits", history_commits },
+  { "kv_history", history_kv_history },
   { "check", history_check },
   { "check_all", history_check_all },
   { NULL, NULL },

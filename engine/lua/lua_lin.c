@@ -39,11 +39,16 @@ static syn_lin_history_t *check_kvh(lua_State *L, int arg) {
   return &u->h;
 }
 
-static int kvh_new(lua_State *L) {
+syn_lin_history_t *synL_push_kvhistory(lua_State *L) {
   kvh_ud_t *u = lua_newuserdatauv(L, sizeof *u, 0);
   syn_lin_history_init(&u->h);
   u->open = true;
   luaL_setmetatable(L, KVH_MT);
+  return &u->h;
+}
+
+static int kvh_new(lua_State *L) {
+  synL_push_kvhistory(L);
   return 1;
 }
 

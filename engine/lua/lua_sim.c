@@ -10,6 +10,7 @@
 #include "synl.h"
 #include "../sim/sim.h"
 #include "../check/check_lua.h"
+#include "../app/app.h"
 
 #define SIM_MT   "synod.Sim"
 #define NODE_MT  "synod.Node"
@@ -471,7 +472,7 @@ static void sim_close(lua_State *L, lsim_t *ls) {
     ls->sim = NULL;
   }
   if (ls->behav) {
-    for (uint32_t i = 0; i < ls->cfg.n; i++) syn_buf_free(&ls->behav[i].scratch);
+    for (uint32_t i = 0; i < ls->cfg.n + ls->cfg.cfg.clients; i++) syn_buf_free(&ls->behav[i].scratch);
     free(ls->behav);
     ls->behav = NULL;
   }
@@ -516,12 +517,29 @@ static int l_sim_cluster(lua_State *L) {
   ls->cfg.n = (uint32_t)n;
   ls->cfg.proto = proto;
   syn_proto_defaults(proto, &ls->cfg.cfg);
+  lua_getfield(L, 2, "clients");
+  lua_Integer clients = luaL_optinteger(L, -1, proto->default_clients);
+  lua_pop(L, 1);
+  if (clients < 0 || (proto->default_clients == 0 && clients > 0) || n + clients > SYN_MAX_NODES)
+    luaL_error(L, "bad field 'clients' to 'cluster' (protocol '%s' takes %s)", pname,
+               proto->default_clients ? lua_pushfstring(L, "0..%d clients with n = %d", SYN_MAX_NODES - (int)n, (int)n)
+                                      : "no clients");
+  ls->cfg.cfg.clients = (uint32_t)clients;
+  lua_getfield(L, 2, "app");
+  const char *aname = luaL_optstring(L, -1, proto->default_app);
+  if (aname != NULL) {
+    ls->cfg.cfg.app = syn_app_find(aname);
+    if (ls->cfg.cfg.app == NULL || proto->default_app == NULL)
+      luaL_error(L, "bad field 'app' to 'cluster' (%s)", proto->default_app ? lua_pushfstring(L, "unknown application '%s'", aname)
+                                                                           : lua_pushfstring(L, "protocol '%s' runs no application", pname));
+  }
+  lua_pop(L, 1);
   /* Every other key must be one of the protocol's parameters. */
   lua_pushnil(L);
   while (lua_next(L, 2)) {
     const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
     if (k == NULL) luaL_error(L, "bad argument #1 to 'cluster' (keys must be strings)");
-    if (strcmp(k, "protocol") && strcmp(k, "n")) {
+    if (strcmp(k, "protocol") && strcmp(k, "n") && strcmp(k, "clients") && strcmp(k, "app")) {
       int p = syn_proto_param(proto, k);
       if (p < 0) luaL_error(L, "bad field '%s' to 'cluster' (not a parameter of protocol '%s')", k, pname);
       int64_t v;
@@ -535,26 +553,34 @@ static int l_sim_cluster(lua_State *L) {
     }
     lua_pop(L, 1);
   }
+  uint32_t total = ls->cfg.n + ls->cfg.cfg.clients;
   ls->cfg.cb_ctx = ls;
   ls->cfg.on_callback = on_callback;
-  ls->behav = calloc(ls->cfg.n, sizeof *ls->behav);
+  ls->behav = calloc(total, sizeof *ls->behav);
   if (ls->behav == NULL) luaL_error(L, "out of memory");
-  for (uint32_t i = 0; i < ls->cfg.n; i++) {
+  for (uint32_t i = 0; i < total; i++) {
     ls->behav[i] = (lbehav_t){ .ls = ls, .id = i, .ref = LUA_NOREF };
     syn_buf_init(&ls->behav[i].scratch, SYN_MAX_PAYLOAD_BYTES);
   }
   int rc = syn_sim_new(&ls->sim, &ls->cfg);
+  if (rc == -SYN_EINVAL)
+    luaL_error(L, "cannot create the simulation: protocol '%s' refused its parameters (%s)", pname,
+               strcmp(pname, "pbft") == 0 ? "window must be checkpoint_interval .. 7 * checkpoint_interval"
+                                          : syn_strerror(rc));
   if (rc) luaL_error(L, "cannot create the simulation: %s", syn_strerror(rc));
   if (ls->record) syn_sim_record(ls->sim, ls->record);
-  lua_createtable(L, (int)n, 1);
-  for (uint32_t i = 0; i < n; i++) {
+  lua_createtable(L, (int)n, 2);
+  lua_createtable(L, (int)clients, 0);   /* nodes.clients */
+  for (uint32_t i = 0; i < total; i++) {
     lnode_t *ln = lua_newuserdatauv(L, sizeof *ln, 1);
     ln->ls = ls; ln->id = i;
     lua_pushvalue(L, 1);
     lua_setiuservalue(L, -2, 1);   /* a node keeps its simulation alive */
     luaL_setmetatable(L, NODE_MT);
-    lua_rawseti(L, -2, (lua_Integer)i + 1);
+    if (i < n) lua_rawseti(L, -3, (lua_Integer)i + 1);
+    else lua_rawseti(L, -2, (lua_Integer)(i - n) + 1);
   }
+  lua_setfield(L, -2, "clients");
   lua_pushinteger(L, n);
   lua_setfield(L, -2, "n");
   luaL_setmetatable(L, NODES_MT);
@@ -602,12 +628,13 @@ static int l_sim_submit(lua_State *L) {
   const char *op = luaL_checklstring(L, 2, &len);
   uint32_t node;
   if (lua_isnoneornil(L, 3)) {
-    /* A random node that is up, chosen with the simulator's PRNG. */
-    uint32_t n = syn_sim_n(ls->sim), up = 0, pick;
-    for (uint32_t i = 0; i < n; i++) up += syn_sim_node(ls->sim, i)->up;
-    if (up == 0) luaL_error(L, "cannot submit: every node is down");
+    /* A random node that is up, chosen with the simulator's PRNG: a client
+     * when the cluster has clients, else a member. */
+    uint32_t first = ls->cfg.cfg.clients ? ls->cfg.n : 0, n = syn_sim_n(ls->sim), up = 0, pick;
+    for (uint32_t i = first; i < n; i++) up += syn_sim_node(ls->sim, i)->up;
+    if (up == 0) luaL_error(L, "cannot submit: every %s is down", first ? "client" : "node");
     pick = (uint32_t)syn_prng_below(syn_sim_prng(ls->sim), up);
-    for (node = 0; node < n; node++) if (syn_sim_node(ls->sim, node)->up && pick-- == 0) break;
+    for (node = first; node < n; node++) if (syn_sim_node(ls->sim, node)->up && pick-- == 0) break;
   } else {
     node = check_node_id(L, 3, ls);
   }
@@ -1060,7 +1087,8 @@ static int l_nodes_check(lua_State *L) {
   static const struct { const char *name; checker_fn fn; } safety[] = {
     { "agreement", syn_check_agreement }, { "total_order", syn_check_total_order },
     { "validity", syn_check_validity }, { "integrity", syn_check_integrity },
-    { "ts_order", syn_check_ts_order },
+    { "ts_order", syn_check_ts_order }, { "batches", syn_check_batches },
+    { "exactly_once", syn_check_exactly_once },
   };
   lua_newtable(L);                         /* verdict */
   int v = lua_gettop(L);
@@ -1073,11 +1101,35 @@ static int l_nodes_check(lua_State *L) {
   summary[0] = '\0';
   for (size_t i = 0; i < sizeof safety / sizeof safety[0]; i++) {
     if (strcmp(safety[i].name, "ts_order") == 0 && strcmp(ls->cfg.proto->name, "tom") != 0) continue;
+    bool client_check = strcmp(safety[i].name, "batches") == 0 || strcmp(safety[i].name, "exactly_once") == 0;
+    if (client_check && ls->cfg.cfg.clients == 0) continue;
     syn_verdict_t vd;
     safety[i].fn(h, &vd);
     synL_push_verdict(L, &vd);
     lua_setfield(L, v + 1, safety[i].name);
     lua_pushstring(L, safety[i].name);
+    lua_rawseti(L, v + 2, ++k);
+    if (!vd.ok) { ok = false; add_line(summary, &slen, vd.explain); }
+  }
+  if (ls->cfg.cfg.app == &syn_kv_app && ls->cfg.cfg.clients > 0) {
+    /* The clients' key-value history must be linearizable. */
+    syn_lin_history_t lh;
+    syn_lin_history_init(&lh);
+    syn_verdict_t vd;
+    int rc = syn_history_to_lin(h, &lh);
+    if (rc == 0) {
+      syn_check_linearizable(&lh, NULL, &vd, NULL);
+    } else {
+      memset(&vd, 0, sizeof vd);
+      vd.checker = "linearizability";
+      vd.node_a = vd.node_b = -1; vd.pos_a = vd.pos_b = -1;
+      snprintf(vd.explain, sizeof vd.explain, "the clients' history could not be read as key-value operations: %s",
+               syn_strerror(rc));
+    }
+    syn_lin_history_free(&lh);
+    synL_push_verdict(L, &vd);
+    lua_setfield(L, v + 1, "linearizability");
+    lua_pushliteral(L, "linearizability");
     lua_rawseti(L, v + 2, ++k);
     if (!vd.ok) { ok = false; add_line(summary, &slen, vd.explain); }
   }
@@ -1128,6 +1180,29 @@ static int l_nodes_min_delivered(lua_State *L) {
   return 1;
 }
 
+/* nodes:completed() — client operations answered so far (f+1 matching replies). */
+static int l_nodes_completed(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_rawgeti(L, 1, 1);
+  lnode_t *ln = check_node(L, -1);
+  const syn_history_t *h = syn_sim_history(ln->ls->sim);
+  uint64_t done = 0;
+  for (uint32_t c = h->n; c < h->n + h->clients; c++) done += h->logs[c].count;
+  lua_pushinteger(L, (lua_Integer)done);
+  return 1;
+}
+
+/* nodes:kv_history() — the clients' key-value history (synod.kv_history). */
+static int l_nodes_kv_history(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_rawgeti(L, 1, 1);
+  lnode_t *ln = check_node(L, -1);
+  syn_lin_history_t *lh = synL_push_kvhistory(L);
+  int rc = syn_history_to_lin(syn_sim_history(ln->ls->sim), lh);
+  if (rc) luaL_error(L, "kv_history: the clients' history is not key-value operations: %s", syn_strerror(rc));
+  return 1;
+}
+
 static int l_nodes_honest(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_Integer n = luaL_len(L, 1);
@@ -1163,7 +1238,8 @@ static const luaL_Reg node_methods[] = {
 };
 
 static const luaL_Reg nodes_methods[] = {
-  { "check", l_nodes_check }, { "min_delivered", l_nodes_min_delivered }, { "honest", l_nodes_honest },
+  { "check", l_nodes_check }, { "min_delivered", l_nodes_min_delivered },
+  { "completed", l_nodes_completed }, { "kv_history", l_nodes_kv_history }, { "honest", l_nodes_honest },
   { NULL, NULL }
 };
 

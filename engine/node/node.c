@@ -15,7 +15,7 @@ int syn_node_new(syn_node_t **out, const syn_proto_t *proto, const syn_proto_cfg
                  uint32_t id, uint32_t n, const syn_identity_t *ident, bool sign,
                  const syn_runtime_t *rt, syn_effects_t *fx) {
   SYN_ASSERT(proto != NULL && rt != NULL && fx != NULL);
-  if (n == 0 || id >= n || n > SYN_MAX_NODES) return -SYN_EINVAL;
+  if (n == 0 || id >= n || n > SYN_MAX_NODES || cfg->clients >= n) return -SYN_EINVAL;
   if (proto->nreasons > SYN_MAX_REASONS) return -SYN_ELIMIT;
   syn_node_t *node = calloc(1, sizeof *node);
   if (node == NULL) return -SYN_ENOMEM;
@@ -27,14 +27,16 @@ int syn_node_new(syn_node_t **out, const syn_proto_t *proto, const syn_proto_cfg
   node->proto = proto;
   node->cfg = *cfg;
   node->cfg.id = id;
-  node->cfg.n = n;
+  node->cfg.n = n - cfg->clients;
+  syn_buf_init(&node->loop_cur, 0);
+  syn_buf_init(&node->loop_next, 0);
   node->ident = *ident;
   node->sign = sign;
   node->rt = rt;
   node->fx = fx;
   node->up = true;
   int rc = proto->init(node->state, &node->cfg);
-  if (rc) { syn_node_free(node); return rc; }
+  if (rc) { free(node->state); node->state = NULL; syn_node_free(node); return rc; }
   *out = node;
   return 0;
 }
@@ -44,13 +46,18 @@ void syn_node_free(syn_node_t *node) {
   if (node->behavior.release) node->behavior.release(node->behavior.ctx);
   for (uint32_t i = 0; i < node->nevidence; i++) { free(node->evidence[i].a); free(node->evidence[i].b); }
   free(node->evidence);
+  if (node->state && node->proto->fini) node->proto->fini(node->state);
   free(node->state);
+  syn_buf_free(&node->loop_cur);
+  syn_buf_free(&node->loop_next);
   free(node->frame_buf);
   free(node);
 }
 
 int syn_node_reset(syn_node_t *node) {
+  if (node->proto->fini) node->proto->fini(node->state);
   memset(node->state, 0, node->proto->state_bytes);
+  syn_buf_reset(&node->loop_next);
   for (uint32_t t = 0; t < SYN_MAX_TIMERS; t++) {
     if (node->timer_armed[t]) node->rt->timer(node->rt->ctx, node, t, ++node->timer_gen[t], -1);
     node->timer_armed[t] = false;
@@ -133,6 +140,15 @@ static void keep_evidence(syn_node_t *node, const syn_effects_t *fx, const syn_e
   node->nevidence++;
 }
 
+/* Queues the frame in frame_buf to be stepped at this node after the batch. */
+static void loop_push(syn_node_t *node, size_t flen) {
+  uint8_t len[4];
+  syn_put_u32(len, (uint32_t)flen);
+  int rc = syn_buf_append(&node->loop_next, len, 4);
+  if (rc == 0) rc = syn_buf_append(&node->loop_next, node->frame_buf, flen);
+  SYN_ASSERT(rc == 0);   /* bounded by one batch's payload bytes */
+}
+
 static void apply(syn_node_t *node, const syn_effects_t *fx) {
   for (uint32_t i = 0; i < fx->count; i++) {
     const syn_effect_t *e = &fx->fx[i];
@@ -140,17 +156,22 @@ static void apply(syn_node_t *node, const syn_effects_t *fx) {
     case SYN_FX_SEND:
       send_one(node, e->to, e->type, syn_fx_data(fx, e), e->len);
       break;
-    case SYN_FX_BROADCAST:
+    case SYN_FX_BROADCAST: {
+      bool loop = node->proto->loopback && node->id < node->cfg.n;
       if (node->behavior.on_send) {
-        for (uint32_t to = 0; to < node->n; to++)
+        for (uint32_t to = 0; to < node->cfg.n; to++)
           if (to != node->id) send_one(node, to, e->type, syn_fx_data(fx, e), e->len);
+        /* The node's own copy is what its protocol said, whatever went out. */
+        if (loop) loop_push(node, frame_payload(node, e->type, syn_fx_data(fx, e), e->len));
       } else {
         /* The frame names its sender, not its receiver: one signature serves all. */
         size_t flen = frame_payload(node, e->type, syn_fx_data(fx, e), e->len);
-        for (uint32_t to = 0; to < node->n; to++)
+        for (uint32_t to = 0; to < node->cfg.n; to++)
           if (to != node->id) send_frame(node, to, node->frame_buf, flen, 0);
+        if (loop) loop_push(node, flen);
       }
       break;
+    }
     case SYN_FX_TIMER_SET:
       node->timer_armed[e->timer] = true;
       node->rt->timer(node->rt->ctx, node, e->timer, ++node->timer_gen[e->timer], e->after_ns);
@@ -174,18 +195,45 @@ static void apply(syn_node_t *node, const syn_effects_t *fx) {
     case SYN_FX_TRACE:
       if (node->rt->trace) node->rt->trace(node->rt->ctx, node, (const char *)syn_fx_data(fx, e), e->len);
       break;
+    case SYN_FX_COMMIT:
+      if (node->rt->commit) node->rt->commit(node->rt->ctx, node, e->seq, syn_fx_data(fx, e));
+      break;
     }
   }
 }
 
-static void step(syn_node_t *node, syn_event_t *ev) {
-  SYN_ASSERT(step_depth == 0);
-  step_depth++;
+static void step_once(syn_node_t *node, syn_event_t *ev) {
   ev->now_ns = node->rt->now(node->rt->ctx, node);
   syn_fx_reset(node->fx);
   node->proto->step(node->state, ev, node->fx);
   SYN_ASSERT(!node->fx->overflow);
   apply(node, node->fx);
+}
+
+/* One input, then the node's own broadcasts (loopback protocols), in the
+ * order they were made, until none is left. */
+static void step(syn_node_t *node, syn_event_t *ev) {
+  SYN_ASSERT(step_depth == 0);
+  step_depth++;
+  step_once(node, ev);
+  while (node->loop_next.len > 0 && node->up) {
+    syn_buf_t t = node->loop_cur;
+    node->loop_cur = node->loop_next;
+    node->loop_next = t;
+    syn_buf_reset(&node->loop_next);
+    for (size_t off = 0; off + 4 <= node->loop_cur.len;) {
+      uint32_t flen = syn_get_u32(node->loop_cur.data + off);
+      const uint8_t *frame = node->loop_cur.data + off + 4;
+      off += 4 + flen;
+      syn_frame_t f;
+      syn_msg_t m;
+      int rc = syn_wire_frame_decode(frame, flen, &f, &m);
+      SYN_ASSERT(rc == 0);   /* we just built it */
+      syn_event_t self = { .kind = SYN_EV_MESSAGE, .from = node->id, .msg = &m, .frame = frame, .frame_len = flen };
+      step_once(node, &self);
+    }
+    syn_buf_reset(&node->loop_cur);
+  }
   step_depth--;
 }
 

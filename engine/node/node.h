@@ -26,6 +26,8 @@ typedef struct {
   void (*deliver)(void *ctx, syn_node_t *n, uint64_t seq, uint32_t origin, uint64_t ts,
                   const uint8_t *value, size_t len);
   void (*trace)(void *ctx, syn_node_t *n, const char *note, size_t len);
+  /* The node executed the batch at slot seq whose digest is digest (may be NULL). */
+  void (*commit)(void *ctx, syn_node_t *n, uint64_t seq, const uint8_t *digest);
   /* The node's local clock now (skew included). */
   int64_t (*now)(void *ctx, const syn_node_t *n);
 } syn_runtime_t;
@@ -62,7 +64,7 @@ typedef struct {
 } syn_node_counters_t;
 
 struct syn_node {
-  uint32_t id, n;
+  uint32_t id, n;                /* n: every node of the run, members then clients */
   const syn_proto_t *proto;
   void *state;
   syn_proto_cfg_t cfg;
@@ -80,10 +82,14 @@ struct syn_node {
   uint32_t nevidence;
   uint64_t evidence_dropped;     /* past SYN_MAX_EVIDENCE */
   uint8_t *frame_buf;            /* SYN_MAX_FRAME_BYTES scratch for outbound frames */
+  syn_buf_t loop_cur, loop_next; /* own broadcast frames to step (proto->loopback) */
 };
 
-/* Creates node `id` of `n` running proto with cfg (cfg->id and cfg->n are set
- * here). The runtime's fx batch is shared by all its nodes (steps never nest). */
+/* Creates node `id` of `n` running proto with cfg. n counts every node of
+ * the run; the last cfg->clients of them are clients, the others members
+ * (cfg->id and cfg->n, the member count, are set here). A broadcast goes to
+ * the members. The runtime's fx batch is shared by all its nodes (steps
+ * never nest). */
 int syn_node_new(syn_node_t **out, const syn_proto_t *proto, const syn_proto_cfg_t *cfg,
                  uint32_t id, uint32_t n, const syn_identity_t *ident, bool sign,
                  const syn_runtime_t *rt, syn_effects_t *fx);

@@ -128,9 +128,23 @@ int syn_fx_trace(syn_effects_t *fx, const char *fmt, ...) {
   return 0;
 }
 
+int syn_fx_commit(syn_effects_t *fx, uint64_t seq, const uint8_t digest[SYN_DIGEST_BYTES]) {
+  int64_t off = put(fx, digest, SYN_DIGEST_BYTES);
+  if (off < 0) return -SYN_ELIMIT;
+  syn_effect_t *e = push(fx, SYN_FX_COMMIT);
+  if (e == NULL) return -SYN_ELIMIT;
+  e->seq = seq;
+  e->off = (uint32_t)off; e->len = SYN_DIGEST_BYTES;
+  return 0;
+}
+
+bool syn_fx_room(const syn_effects_t *fx, uint32_t effects, size_t bytes) {
+  return fx->count + effects <= SYN_MAX_EFFECTS && bytes <= SYN_MAX_EFFECT_BYTES - fx->arena_len;
+}
+
 /* ---- registry ---- */
 
-static const syn_proto_t *const protocols[] = { &syn_tom_proto, NULL };
+static const syn_proto_t *const protocols[] = { &syn_tom_proto, &syn_pbft_proto, NULL };
 static const char *proto_names[sizeof protocols / sizeof protocols[0]];
 
 const syn_proto_t *syn_proto_find(const char *name) {

@@ -55,6 +55,7 @@ typedef enum {
   SYN_FX_EVIDENCE,      /* against, reason, round, data = frame A, data2 = frame B */
   SYN_FX_REJECT,        /* against (sender), reason: a counted drop */
   SYN_FX_TRACE,         /* data = a short note */
+  SYN_FX_COMMIT,        /* seq (the protocol's slot), data = the batch digest it executed */
 } syn_fx_kind_t;
 
 typedef struct {
@@ -98,6 +99,10 @@ int syn_fx_evidence(syn_effects_t *fx, uint32_t against, uint16_t reason, uint64
                     const uint8_t *frame_a, size_t len_a, const uint8_t *frame_b, size_t len_b);
 int syn_fx_reject(syn_effects_t *fx, uint32_t against, uint16_t reason);
 int syn_fx_trace(syn_effects_t *fx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int syn_fx_commit(syn_effects_t *fx, uint64_t seq, const uint8_t digest[SYN_DIGEST_BYTES]);
+/* True when the batch still has room for `effects` more effects holding
+ * `bytes` more payload bytes (protocols that emit a lot check before). */
+bool syn_fx_room(const syn_effects_t *fx, uint32_t effects, size_t bytes);
 
 /* ---- configuration ---- */
 typedef struct {
@@ -106,9 +111,13 @@ typedef struct {
   const char *help;
 } syn_param_def_t;
 
+struct syn_app;
+
 typedef struct {
-  uint32_t id;                /* this node, 0..n-1 */
-  uint32_t n;                 /* cluster size */
+  uint32_t id;                /* this node: 0..n-1 a member, n..n+clients-1 a client */
+  uint32_t n;                 /* members (replicas) of the cluster */
+  uint32_t clients;           /* client nodes after them (protocols with a client role) */
+  const struct syn_app *app;  /* the replicated application, for protocols that execute */
   int64_t params[SYN_MAX_PARAMS];   /* in the order of the protocol's param defs */
   const syn_keyring_t *ring;  /* for verifying signed frames carried inside
                                  messages; NULL when the run has crypto off */
@@ -124,8 +133,14 @@ typedef struct syn_proto {
   const char *const *reasons; size_t nreasons;   /* reject/evidence reason names */
   size_t state_bytes;                   /* what init expects to fill */
   uint32_t max_nodes;                   /* largest cluster it runs (init refuses more) */
+  uint32_t default_clients;             /* client nodes a cluster gets unless told (0: no client role) */
+  const char *default_app;              /* the application it executes unless told (NULL: none) */
+  bool loopback;                        /* a broadcast is also stepped at its sender, as
+                                           its signed frame (certificates hold own votes) */
   /* Fills state (zeroed, state_bytes long) from cfg. */
   int (*init)(void *state, const syn_proto_cfg_t *cfg);
+  /* Releases what init acquired (NULL when nothing); then the state may be re-inited. */
+  void (*fini)(void *state);
   void (*step)(void *state, const syn_event_t *ev, syn_effects_t *fx);
   void (*status)(const void *state, syn_status_fn fn, void *ctx);
 } syn_proto_t;
@@ -141,5 +156,6 @@ void syn_proto_defaults(const syn_proto_t *p, syn_proto_cfg_t *cfg);
 
 /* Protocols. */
 extern const syn_proto_t syn_tom_proto;
+extern const syn_proto_t syn_pbft_proto;
 
 #endif

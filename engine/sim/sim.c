@@ -226,6 +226,16 @@ static void rt_deliver(void *ctx, syn_node_t *n, uint64_t seq, uint32_t origin, 
   if (rc) SYN_LOG_WARN("sim: history of node %u not recorded: %s", n->id, syn_strerror(rc));
 }
 
+static void rt_commit(void *ctx, syn_node_t *n, uint64_t seq, const uint8_t *digest) {
+  syn_sim_t *sim = ctx;
+  uint8_t rec[12];
+  syn_put_u32(rec, n->id); syn_put_u64(rec + 4, seq);
+  trace_fold(sim, rec, sizeof rec);
+  trace_fold(sim, digest, SYN_DIGEST_BYTES);
+  int rc = syn_history_commit(&sim->history, n->id, seq, digest, sim->now_ns);
+  if (rc) SYN_LOG_WARN("sim: commit of node %u not recorded: %s", n->id, syn_strerror(rc));
+}
+
 static void rt_trace(void *ctx, syn_node_t *n, const char *note, size_t len) {
   syn_sim_t *sim = ctx;
   if (sim->record) fprintf(sim->record, "{\"t\":%lld,\"ev\":\"note\",\"node\":%u,\"note\":\"%.*s\"}\n",
@@ -235,17 +245,18 @@ static void rt_trace(void *ctx, syn_node_t *n, const char *note, size_t len) {
 /* ---- life cycle ---- */
 
 int syn_sim_new(syn_sim_t **out, const syn_sim_config_t *cfg) {
-  if (cfg->n == 0 || cfg->n > SYN_MAX_NODES || cfg->proto == NULL) return -SYN_EINVAL;
+  if (cfg->n == 0 || cfg->proto == NULL) return -SYN_EINVAL;
+  if ((uint64_t)cfg->n + cfg->cfg.clients > SYN_MAX_NODES) return -SYN_ELIMIT;
   int rc = syn_crypto_init();
   if (rc) return rc;
   syn_sim_t *sim = calloc(1, sizeof *sim);
   if (sim == NULL) return -SYN_ENOMEM;
   sim->cfg = *cfg;
-  uint32_t n = sim->n = cfg->n;
+  uint32_t n = sim->n = cfg->n + cfg->cfg.clients;
   syn_prng_seed(&sim->prng, cfg->seed);
   crypto_generichash_init(&sim->trace, NULL, 0, 32);
   sim->rt = (syn_runtime_t){ .ctx = sim, .send = rt_send, .timer = rt_timer, .deliver = rt_deliver,
-                             .trace = rt_trace, .now = rt_now };
+                             .trace = rt_trace, .commit = rt_commit, .now = rt_now };
   sim->nodes = calloc(n, sizeof *sim->nodes);
   sim->ids = calloc(n, sizeof *sim->ids);
   sim->links = calloc((size_t)n * n, sizeof *sim->links);
@@ -256,7 +267,8 @@ int syn_sim_new(syn_sim_t **out, const syn_sim_config_t *cfg) {
   if (!sim->nodes || !sim->ids || !sim->links || !sim->blocked || !sim->fifo_at ||
       !sim->skew_offset_ns || !sim->skew_rate_ppm) { rc = -SYN_ENOMEM; goto fail; }
   if ((rc = syn_fx_new(&sim->fx)) != 0) goto fail;
-  if ((rc = syn_history_init(&sim->history, n)) != 0) goto fail;
+  if ((rc = syn_history_init(&sim->history, cfg->n)) != 0) goto fail;
+  if ((rc = syn_history_set_clients(&sim->history, cfg->cfg.clients)) != 0) goto fail;
   sim->ring.n = n;
   for (uint32_t i = 0; i < n; i++) {
     syn_identity_derive(&sim->ids[i], i, cfg->seed);

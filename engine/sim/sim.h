@@ -46,9 +46,9 @@ typedef struct syn_sim syn_sim_t;
 
 typedef struct {
   uint64_t seed;
-  uint32_t n;
+  uint32_t n;                   /* members; cfg.clients client nodes follow them (ids n..) */
   const syn_proto_t *proto;
-  syn_proto_cfg_t cfg;          /* protocol params */
+  syn_proto_cfg_t cfg;          /* protocol params, client count, application */
   bool crypto;                  /* sign and verify for real */
   syn_link_t link;              /* every link's default */
   /* Callbacks scheduled with syn_sim_at come back through on_callback with
@@ -61,7 +61,7 @@ int syn_sim_new(syn_sim_t **out, const syn_sim_config_t *cfg);
 void syn_sim_free(syn_sim_t *sim);
 
 int64_t syn_sim_now(const syn_sim_t *sim);
-uint32_t syn_sim_n(const syn_sim_t *sim);
+uint32_t syn_sim_n(const syn_sim_t *sim);   /* every node: members and clients */
 syn_node_t *syn_sim_node(syn_sim_t *sim, uint32_t id);
 syn_prng_t *syn_sim_prng(syn_sim_t *sim);
 syn_history_t *syn_sim_history(syn_sim_t *sim);

@@ -1,0 +1,1742 @@
+/* pbft.c — Practical Byzantine Fault Tolerance (Castro & Liskov, OSDI '99)
+ * as a pure state machine, with its client role.
+ *
+ * Owns: the normal case (pre-prepare, prepare, commit) over client
+ * batches, in-order execution through the replicated application
+ * (cfg->app) with a per-client reply cache (exactly-once), checkpoints and
+ * garbage collection, state transfer (checkpoint snapshot in chunks, then
+ * committed batches with commit certificates), view change with NEW-VIEW,
+ * retransmission, and the client that signs requests, retries by broadcast
+ * and accepts f+1 matching replies. Never: reads a clock (ev->now_ns only),
+ * a socket, a file or a random number; never asserts on network input:
+ * bad input is rejected with a reason and counted. It allocates only in
+ * init (sized by n, clients, the window and the SYN_PBFT_* limits) and for
+ * checkpoint snapshots (bounded by SYN_PBFT_MAX_STATE_BYTES and
+ * SYN_PBFT_MAX_SNAPS) — the application's state grows with its data.
+ *
+ * ---- roles ----
+ * Replicas are ids 0..n-1, f = (n-1)/3, quorum 2f+1, the primary of view v
+ * is v mod n. Clients are ids n..n+clients-1: one request outstanding each,
+ * sent to the primary it believes in, broadcast to every replica after
+ * client_timeout_ms.
+ *
+ * ---- messages and what signs them ----
+ * Every message is a signed frame (node/). Certificates are lists of signed
+ * frames, verified one by one against cfg->ring: a prepared certificate is
+ * the pre-prepare and 2f prepares from distinct backups, a checkpoint proof
+ * 2f+1 checkpoint frames, a commit certificate 2f+1 commit frames. The
+ * pre-prepare carries only (view, seq, digest); the batch body travels
+ * beside it (batch) and is trusted by its digest, so certificates stay
+ * small. Broadcasts come back to their sender (syn_pbft_proto.loopback), so
+ * a replica's own votes are signed frames in its certificates too.
+ *
+ * ---- validation, in cost order ----
+ * Size and shape (wire), then view, sender role and watermarks, then
+ * digests, then the signatures of embedded frames, then protocol rules.
+ * Two pre-prepares for one (view, seq), two prepares or commits for one
+ * slot, two checkpoint digests for one seq from one replica are kept as
+ * evidence with both signed frames.
+ *
+ * ---- state digest ----
+ * The checkpoint digest is BLAKE2b-256 of the canonical snapshot: reply
+ * cache (last ts, seq and result per client), executed-op count and the
+ * application's own canonical snapshot. State transfer hashes what it
+ * received before restoring it into a fresh application instance.
+ *
+ * ---- view change ----
+ * A backup with a client request it has not executed after
+ * view_change_ms (doubling after each view change that did not lead to an
+ * execution) moves to view v+1: it stops taking normal-case messages and
+ * broadcasts view-change {v+1, stable seq, checkpoint proof, P set}. f+1
+ * view-changes for views above its own make a replica join the smallest of
+ * them. The new primary, holding 2f+1 valid view-changes for v+1, sends
+ * new-view naming them by (sender, digest); every replica recomputes the
+ * O set from those same view-changes (for each seq above the highest
+ * stable checkpoint: the digest prepared in the highest view, or the null
+ * batch) and then takes only pre-prepares that match it. A replica that
+ * lacks a named view-change asks the primary for it (vc-fetch / relay).
+ *
+ * Outside the model (documented, not handled): crypto off (embedded frames
+ * are then not verified: a faulty replica can forge certificates); a
+ * restart without durable state (the replica may vote twice for one slot;
+ * the live runtime persists its votes). */
+#include "pbft.h"
+#include "../app/app.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define DIG SYN_DIGEST_BYTES
+/* A pre-prepare, prepare or commit frame; a checkpoint frame is smaller. */
+#define VOTE_FRAME_BYTES (SYN_WIRE_HEADER_BYTES + 8 + 8 + 4 + DIG + SYN_SIG_BYTES)
+#define CKPT_FRAME_BYTES (SYN_WIRE_HEADER_BYTES + 8 + 4 + DIG + SYN_SIG_BYTES)
+#define SMALL_CAP VOTE_FRAME_BYTES
+/* A request frame with the largest op. */
+#define REQ_FRAME_CAP (SYN_WIRE_HEADER_BYTES + 8 + 8 + 4 + SYN_MAX_OP_BYTES + SYN_SIG_BYTES)
+/* A list of quorum-many small frames (proofs, certificates). */
+#define PROOF_CAP (SYN_PBFT_MAX_REPLICAS * (4 + SMALL_CAP))
+/* What a view-change may carry beside its P set. */
+#define VC_FIXED_BYTES (8 + 8 + 4 + PROOF_CAP + 4)
+#define RELAY_SLACK 256   /* a relay's own header, fields and signature */
+#define MAX_VC_PAYLOAD (SYN_MAX_PAYLOAD_BYTES - RELAY_SLACK - SYN_WIRE_HEADER_BYTES - SYN_SIG_BYTES)
+
+_Static_assert(SYN_PBFT_MAX_REPLICAS <= SYN_MAX_NODES, "replicas are keyring identities");
+_Static_assert(SYN_PBFT_MAX_RESULT_BYTES == SYN_MAX_APP_RESULT_BYTES, "a reply carries one app result");
+_Static_assert(SYN_MAX_OP_BYTES == SYN_MAX_APP_OP_BYTES, "a request carries one app op");
+_Static_assert(REQ_FRAME_CAP + 4 <= SYN_PBFT_MAX_BATCH_BYTES, "a batch holds the largest request");
+_Static_assert(SYN_PBFT_CHUNK_BYTES + PROOF_CAP + 1024 <= SYN_MAX_PAYLOAD_BYTES, "a state chunk fits a frame");
+
+/* Field positions. */
+enum { RQ_CLIENT, RQ_TS, RQ_OP };
+enum { V_VIEW, V_SEQ, V_DIGEST, V_BODY, V_CERT };         /* pre-prepare/prepare/commit, batch, entry */
+enum { RP_VIEW, RP_SEQ, RP_CLIENT, RP_TS, RP_RESULT };
+enum { CK_SEQ, CK_DIGEST };
+enum { VC_VIEW, VC_STABLE, VC_PROOF, VC_PREPARED };
+enum { NV_VIEW, NV_REFS };
+enum { FE_HAVE, FE_SEQ, FE_OFFSET };
+enum { ST_SEQ, ST_OFFSET, ST_TOTAL, ST_PROOF, ST_CHUNK };
+enum { ND_SEQ, ND_DIGEST };
+enum { VF_VIEW, VF_SENDER };
+
+enum { K_REQUEST, K_PRE_PREPARE, K_BATCH, K_PREPARE, K_COMMIT, K_REPLY, K_CHECKPOINT, K_VIEW_CHANGE,
+       K_NEW_VIEW, K_FETCH, K_STATE, K_ENTRY, K_NEED, K_VC_FETCH, K_RELAY };
+
+#define U(n) { n, SYN_FIELD_U64, 0 }
+#define B(n, max) { n, SYN_FIELD_BYTES, max }
+static const syn_msg_def_t pbft_msgs[] = {
+  { SYN_PBFT_REQUEST, "pbft", "request", 3, { U("client"), U("ts"), B("op", SYN_MAX_OP_BYTES) } },
+  { SYN_PBFT_PRE_PREPARE, "pbft", "pre-prepare", 3, { U("view"), U("seq"), B("digest", DIG) } },
+  { SYN_PBFT_BATCH, "pbft", "batch", 4,
+    { U("view"), U("seq"), B("digest", DIG), B("requests", SYN_PBFT_MAX_BATCH_BYTES) } },
+  { SYN_PBFT_PREPARE, "pbft", "prepare", 3, { U("view"), U("seq"), B("digest", DIG) } },
+  { SYN_PBFT_COMMIT, "pbft", "commit", 3, { U("view"), U("seq"), B("digest", DIG) } },
+  { SYN_PBFT_REPLY, "pbft", "reply", 5,
+    { U("view"), U("seq"), U("client"), U("ts"), B("result", SYN_PBFT_MAX_RESULT_BYTES) } },
+  { SYN_PBFT_CHECKPOINT, "pbft", "checkpoint", 2, { U("seq"), B("digest", DIG) } },
+  { SYN_PBFT_VIEW_CHANGE, "pbft", "view-change", 4,
+    { U("view"), U("stable"), B("proof", PROOF_CAP), B("prepared", MAX_VC_PAYLOAD - VC_FIXED_BYTES) } },
+  { SYN_PBFT_NEW_VIEW, "pbft", "new-view", 2, { U("view"), B("refs", SYN_PBFT_MAX_REPLICAS * (4 + DIG)) } },
+  { SYN_PBFT_FETCH, "pbft", "fetch", 3, { U("have"), U("seq"), U("offset") } },
+  { SYN_PBFT_STATE, "pbft", "state", 5,
+    { U("seq"), U("offset"), U("total"), B("proof", PROOF_CAP), B("chunk", SYN_PBFT_CHUNK_BYTES) } },
+  { SYN_PBFT_ENTRY, "pbft", "entry", 5,
+    { U("view"), U("seq"), B("digest", DIG), B("batch", SYN_PBFT_MAX_BATCH_BYTES), B("cert", PROOF_CAP) } },
+  { SYN_PBFT_NEED, "pbft", "need", 2, { U("seq"), B("digest", DIG) } },
+  { SYN_PBFT_VC_FETCH, "pbft", "vc-fetch", 2, { U("view"), U("replica") } },
+  { SYN_PBFT_RELAY, "pbft", "relay", 1, { B("frame", SYN_MAX_PAYLOAD_BYTES - RELAY_SLACK) } },
+};
+#undef U
+#undef B
+
+static const syn_param_def_t pbft_params[SYN_PBFT_NPARAMS] = {
+  [SYN_PBFT_P_CHECKPOINT_INTERVAL] = { "checkpoint_interval", 100, 1, SYN_PBFT_MAX_WINDOW,
+                                       "K: a checkpoint every K sequence numbers" },
+  [SYN_PBFT_P_WINDOW] = { "window", 200, 1, SYN_PBFT_MAX_WINDOW,
+                          "L: sequence numbers between the low and high watermarks (K..7K)" },
+  [SYN_PBFT_P_BATCH_SIZE] = { "batch_size", 10, 1, SYN_MAX_BATCH, "requests per pre-prepared batch" },
+  [SYN_PBFT_P_BATCH_DELAY_MS] = { "batch_delay_ms", 0, 0, 60000,
+                                  "a primary waits this long for a batch to fill (0: send at once)" },
+  [SYN_PBFT_P_VIEW_CHANGE_MS] = { "view_change_ms", 10000, 1, 3600000,
+                                  "a backup suspects the primary after a request waits this long" },
+  [SYN_PBFT_P_CLIENT_TIMEOUT_MS] = { "client_timeout_ms", 3000, 1, 3600000,
+                                     "a client broadcasts its request after this long without f+1 replies" },
+  [SYN_PBFT_P_RETRANSMIT_MS] = { "retransmit_ms", 100, 1, 60000,
+                                 "resend votes, fetch missing batches and state at this period" },
+};
+
+static const char *const pbft_reasons[SYN_PBFT_NREASONS] = {
+  [SYN_PBFT_R_BAD_REQUEST] = "bad_request", [SYN_PBFT_R_BAD_BATCH] = "bad_batch",
+  [SYN_PBFT_R_NOT_PRIMARY] = "not_primary", [SYN_PBFT_R_WRONG_VIEW] = "wrong_view",
+  [SYN_PBFT_R_OUT_OF_WINDOW] = "out_of_window", [SYN_PBFT_R_EQUIVOCATION] = "equivocation",
+  [SYN_PBFT_R_CONFLICT] = "conflict", [SYN_PBFT_R_BAD_CHECKPOINT] = "bad_checkpoint",
+  [SYN_PBFT_R_BAD_VIEW_CHANGE] = "bad_view_change", [SYN_PBFT_R_BAD_NEW_VIEW] = "bad_new_view",
+  [SYN_PBFT_R_BAD_STATE] = "bad_state", [SYN_PBFT_R_BAD_ENTRY] = "bad_entry",
+  [SYN_PBFT_R_STALE] = "stale", [SYN_PBFT_R_QUEUE_FULL] = "queue_full",
+  [SYN_PBFT_R_BAD_REPLY] = "bad_reply", [SYN_PBFT_R_NOT_CLIENT] = "not_client",
+  [SYN_PBFT_R_DIVERGED] = "diverged",
+};
+
+/* ---- state ---- */
+
+typedef struct {
+  uint64_t view;             /* 0 with len 0: none */
+  uint64_t seq;
+  uint8_t d[DIG];
+  uint16_t len;
+  uint8_t frame[SMALL_CAP];
+} vote_t;
+
+typedef struct {
+  uint64_t seq;              /* 0: unused */
+  bool have_pp;              /* a pre-prepare accepted in `view` */
+  uint64_t view;
+  uint8_t digest[DIG];
+  uint16_t pp_len;
+  uint8_t pp[SMALL_CAP];
+  bool have_batch;           /* body present whose digest is bdigest */
+  uint8_t bdigest[DIG];
+  uint32_t blen;
+  bool sent_prepare, prepared, sent_commit, committed;
+  uint64_t c_view;           /* the view it committed in */
+  bool nv_fixed;             /* the O set of the current view fixes its digest */
+  uint8_t nv_digest[DIG];
+  uint64_t p_view;           /* prepared certificate (a P-set entry); cert_len 0: none */
+  uint32_t cert_len;
+  uint8_t *batch;            /* SYN_PBFT_MAX_BATCH_BYTES */
+  uint8_t *cert;             /* cert_cap */
+  vote_t *prep, *comm;       /* per replica */
+} slot_t;
+
+typedef struct {
+  uint64_t last_ts, last_seq;   /* replicated: the reply cache */
+  uint32_t rlen;
+  uint8_t result[SYN_PBFT_MAX_RESULT_BYTES];
+  uint64_t pend_ts;             /* local: the request waiting to execute; 0 none */
+  bool assigned;                /* the primary put it in a batch of this view */
+  uint32_t pend_len;
+  uint8_t pend[REQ_FRAME_CAP];
+} centry_t;
+
+typedef struct {
+  uint64_t seq;
+  uint8_t d[DIG];
+  syn_buf_t snap;            /* data NULL: not kept */
+} snap_t;
+
+typedef struct {
+  uint64_t view;             /* 0: none */
+  uint8_t d[DIG];            /* digest of the frame */
+  uint32_t len;
+  uint8_t *frame;            /* vc_cap */
+} vcrec_t;
+
+typedef struct {
+  uint32_t id, n, f, quorum, clients;
+  uint64_t K, L;
+  int64_t batch_size, batch_delay_ns, vc_ns, tick_ns;
+  const syn_keyring_t *ring;
+  const syn_app_t *app;
+  void *app_state;
+
+  uint64_t view;
+  bool in_vc;
+  uint32_t vc_attempts;
+  bool view_timer, tick_on, exec_on, batch_on, broken;
+
+  uint64_t h;                            /* stable checkpoint = low watermark */
+  uint8_t h_digest[DIG];
+  uint32_t h_proof_len;
+  uint8_t h_proof[PROOF_CAP];
+  uint64_t last_exec, op_count, next_seq, max_seen;
+
+  slot_t *slots;                         /* L, indexed seq % L */
+  uint32_t cert_cap;
+  centry_t *ctab;                        /* clients */
+  uint32_t rr;
+  vote_t *ck;                            /* n * SYN_PBFT_CKPT_HISTORY checkpoint votes */
+  snap_t snaps[SYN_PBFT_MAX_SNAPS];
+
+  vcrec_t *vcs;                          /* n */
+  uint64_t *hint;                        /* n: the highest view each replica's votes showed */
+  uint32_t vc_cap;
+  uint64_t nv_sent;                      /* the view whose new-view we sent (primary) */
+  uint32_t nv_len;
+  uint8_t nv_refs[SYN_PBFT_MAX_REPLICAS * (4 + DIG)];
+  bool nv_pending;                       /* a new-view waits for view-changes it names */
+  uint64_t nv_view;
+  uint32_t nv_plen;
+  uint8_t nv_prefs[SYN_PBFT_MAX_REPLICAS * (4 + DIG)];
+
+  bool xfer;                             /* a state transfer runs toward x_seq */
+  uint64_t x_seq, x_total;
+  uint8_t x_d[DIG];
+  uint32_t x_proof_len;
+  uint8_t x_proof[PROOF_CAP];
+  syn_buf_t x_buf;
+  uint64_t x_progress;
+
+  uint32_t fetch_peer;
+  uint64_t stuck_ticks, tick_exec;
+  syn_buf_t scratch;                     /* results, batches, snapshots */
+  /* counters for status */
+  uint64_t view_changes, transfers, batches, checkpoints;
+  void *mem;                             /* slot bodies, votes, vc frames */
+} replica_t;
+
+typedef struct {
+  bool have;
+  uint64_t view, seq;
+  uint32_t len;
+  uint8_t res[SYN_PBFT_MAX_RESULT_BYTES];
+} creply_t;
+
+typedef struct {
+  uint32_t id, n, f;
+  int64_t timeout_ns;
+  uint64_t ts, view;
+  bool busy;
+  uint32_t op_len;
+  uint8_t op[SYN_MAX_OP_BYTES];
+  creply_t rep[SYN_PBFT_MAX_REPLICAS];
+  uint8_t q[SYN_PBFT_CLIENT_QUEUE_BYTES];
+  uint32_t q_head, q_used, q_count;
+  uint64_t completed, retries;
+} client_t;
+
+typedef struct {
+  replica_t *r;
+  client_t *c;
+} pbft_t;
+
+/* ---- small helpers ---- */
+
+static uint32_t primary_of(const replica_t *r, uint64_t v) { return (uint32_t)(v % r->n); }
+static bool is_primary(const replica_t *r) { return primary_of(r, r->view) == r->id; }
+static bool digest_ok(const syn_msg_t *m, int field) { return m->b[field].len == DIG; }
+static const uint8_t *dg(const syn_msg_t *m, int field) { return m->b[field].ptr; }
+static void reject(syn_effects_t *fx, uint32_t from, uint16_t reason) { (void)syn_fx_reject(fx, from, reason); }
+
+static const uint8_t null_batch[1];
+static void null_digest(uint8_t out[DIG]) { syn_digest(null_batch, 0, out); }
+
+/* A list of (u32 len, bytes) items. */
+typedef struct { const uint8_t *p; uint32_t left; } iter_t;
+/* 1: an item; 0: the end; -1: malformed. */
+static int iter_next(iter_t *it, const uint8_t **item, uint32_t *len) {
+  if (it->left == 0) return 0;
+  if (it->left < 4) return -1;
+  uint32_t l = syn_get_u32(it->p);
+  if (l > it->left - 4) return -1;
+  *item = it->p + 4; *len = l;
+  it->p += 4 + l; it->left -= 4 + l;
+  return 1;
+}
+static uint32_t put_item(uint8_t *out, const uint8_t *item, uint32_t len) {
+  syn_put_u32(out, len);
+  memcpy(out + 4, item, len);
+  return 4 + len;
+}
+
+/* Parses an embedded frame: the right type, from a replica, signed by it
+ * (when the run verifies signatures). */
+static bool inner_frame(const replica_t *r, const uint8_t *p, uint32_t len, uint16_t type,
+                        syn_frame_t *f, syn_msg_t *m) {
+  if (syn_wire_frame_decode(p, len, f, m) != 0) return false;
+  if (f->type != type || f->sender >= r->n) return false;
+  if (r->ring && syn_crypto_verify_frame(r->ring, p, f) != 0) return false;
+  return true;
+}
+
+static slot_t *slot_peek(replica_t *r, uint64_t seq) {
+  slot_t *s = &r->slots[seq % r->L];
+  return s->seq == seq ? s : NULL;
+}
+
+static void slot_clear(replica_t *r, slot_t *s) {
+  uint8_t *batch = s->batch, *cert = s->cert;
+  vote_t *prep = s->prep, *comm = s->comm;
+  memset(s, 0, sizeof *s);
+  s->batch = batch; s->cert = cert; s->prep = prep; s->comm = comm;
+  for (uint32_t i = 0; i < r->n; i++) { prep[i].len = 0; prep[i].view = 0; comm[i].len = 0; comm[i].view = 0; }
+}
+
+/* The slot for seq inside the watermarks, (re)initialised; NULL outside. */
+static slot_t *slot_at(replica_t *r, uint64_t seq) {
+  if (seq <= r->h || seq > r->h + r->L) return NULL;
+  slot_t *s = &r->slots[seq % r->L];
+  if (s->seq != seq) { slot_clear(r, s); s->seq = seq; }
+  return s;
+}
+
+static void arm_tick(replica_t *r, syn_effects_t *fx) {
+  if (r->tick_on) return;
+  r->tick_on = true;
+  (void)syn_fx_timer_set(fx, SYN_PBFT_TIMER_TICK, r->tick_ns);
+}
+
+static bool has_pending(const replica_t *r) {
+  for (uint32_t c = 0; c < r->clients; c++) if (r->ctab[c].pend_ts) return true;
+  return false;
+}
+
+static void arm_view_timer(replica_t *r, syn_effects_t *fx) {
+  uint32_t shift = r->vc_attempts < 16 ? r->vc_attempts : 16;
+  int64_t after = r->vc_ns;
+  for (uint32_t i = 0; i < shift && after < INT64_MAX / 4; i++) after *= 2;
+  r->view_timer = true;
+  (void)syn_fx_timer_set(fx, SYN_PBFT_TIMER_VIEW, after);
+}
+
+static void stop_view_timer(replica_t *r, syn_effects_t *fx) {
+  if (!r->view_timer) return;
+  r->view_timer = false;
+  (void)syn_fx_timer_cancel(fx, SYN_PBFT_TIMER_VIEW);
+}
+
+/* ---- messages out ---- */
+
+static void send_vote(syn_effects_t *fx, int kind, bool bcast, uint32_t to, uint64_t view, uint64_t seq,
+                      const uint8_t d[DIG]) {
+  syn_msg_t m = { .def = &pbft_msgs[kind] };
+  m.u[V_VIEW] = view; m.u[V_SEQ] = seq;
+  m.b[V_DIGEST] = (syn_bytes_t){ d, DIG };
+  if (bcast) (void)syn_fx_broadcast(fx, &m); else (void)syn_fx_send(fx, to, &m);
+}
+
+static void send_batch(replica_t *r, syn_effects_t *fx, bool bcast, uint32_t to, const slot_t *s) {
+  if (!syn_fx_room(fx, 1, s->blen + 256)) return;   /* asked for again later (need) */
+  syn_msg_t m = { .def = &pbft_msgs[K_BATCH] };
+  m.u[V_VIEW] = s->view; m.u[V_SEQ] = s->seq;
+  m.b[V_DIGEST] = (syn_bytes_t){ s->bdigest, DIG };
+  m.b[V_BODY] = (syn_bytes_t){ s->batch, s->blen };
+  (void)r;
+  if (bcast) (void)syn_fx_broadcast(fx, &m); else (void)syn_fx_send(fx, to, &m);
+}
+
+static void send_reply(replica_t *r, syn_effects_t *fx, uint32_t c) {
+  const centry_t *e = &r->ctab[c];
+  syn_msg_t m = { .def = &pbft_msgs[K_REPLY] };
+  m.u[RP_VIEW] = r->view; m.u[RP_SEQ] = e->last_seq; m.u[RP_CLIENT] = r->n + c; m.u[RP_TS] = e->last_ts;
+  m.b[RP_RESULT] = (syn_bytes_t){ e->result, e->rlen };
+  (void)syn_fx_send(fx, r->n + c, &m);
+}
+
+/* ---- batches ---- */
+
+/* Checks a batch body: well-formed items, at most SYN_MAX_BATCH requests,
+ * each a request frame from a client with a matching client field, signed
+ * by that client. */
+static bool batch_valid(const replica_t *r, const uint8_t *p, uint32_t len) {
+  iter_t it = { p, len };
+  const uint8_t *item; uint32_t ilen;
+  int k, count = 0;
+  while ((k = iter_next(&it, &item, &ilen)) == 1) {
+    if (++count > SYN_MAX_BATCH || ilen > REQ_FRAME_CAP) return false;
+    syn_frame_t f; syn_msg_t m;
+    if (syn_wire_frame_decode(item, ilen, &f, &m) != 0 || f.type != SYN_PBFT_REQUEST) return false;
+    if (f.sender < r->n || f.sender >= r->n + r->clients || m.u[RQ_CLIENT] != f.sender || m.u[RQ_TS] == 0)
+      return false;
+    if (r->ring && syn_crypto_verify_frame(r->ring, item, &f) != 0) return false;
+  }
+  return k == 0;
+}
+
+/* ---- checkpoints and snapshots ---- */
+
+#define SNAP_MAGIC "PBS1"
+
+/* The canonical snapshot of the replicated state: reply cache, op count,
+ * then the application's snapshot. */
+static int snapshot(replica_t *r, syn_buf_t *out) {
+  syn_buf_reset(out);
+  int rc = syn_buf_append(out, SNAP_MAGIC, 4);
+  if (!rc) rc = syn_buf_put_u64(out, r->op_count);
+  if (!rc) rc = syn_buf_put_u32(out, r->clients);
+  for (uint32_t c = 0; !rc && c < r->clients; c++) {
+    const centry_t *e = &r->ctab[c];
+    rc = syn_buf_put_u64(out, e->last_ts);
+    if (!rc) rc = syn_buf_put_u64(out, e->last_seq);
+    if (!rc) rc = syn_buf_put_u32(out, e->rlen);
+    if (!rc) rc = syn_buf_append(out, e->result, e->rlen);
+  }
+  if (rc) return rc;
+  syn_buf_t app;
+  syn_buf_init(&app, SYN_PBFT_MAX_STATE_BYTES);
+  rc = r->app->snapshot(r->app_state, &app);
+  if (!rc) rc = syn_buf_put_u64(out, app.len);
+  if (!rc) rc = syn_buf_append(out, app.data, app.len);
+  syn_buf_free(&app);
+  return rc;
+}
+
+static void snap_drop(snap_t *s) { syn_buf_free(&s->snap); memset(s, 0, sizeof *s); }
+
+static snap_t *snap_find(replica_t *r, uint64_t seq) {
+  for (int i = 0; i < SYN_PBFT_MAX_SNAPS; i++)
+    if (r->snaps[i].snap.data && r->snaps[i].seq == seq) return &r->snaps[i];
+  return NULL;
+}
+
+/* A free snapshot slot: an empty one, else the oldest above the stable one. */
+static snap_t *snap_slot(replica_t *r) {
+  snap_t *best = NULL;
+  for (int i = 0; i < SYN_PBFT_MAX_SNAPS; i++) {
+    snap_t *s = &r->snaps[i];
+    if (s->snap.data == NULL) return s;
+    if (s->seq != r->h && (best == NULL || s->seq < best->seq)) best = s;
+  }
+  SYN_ASSERT(best != NULL);
+  snap_drop(best);
+  return best;
+}
+
+static void send_checkpoint(syn_effects_t *fx, uint64_t seq, const uint8_t d[DIG]) {
+  syn_msg_t m = { .def = &pbft_msgs[K_CHECKPOINT] };
+  m.u[CK_SEQ] = seq;
+  m.b[CK_DIGEST] = (syn_bytes_t){ d, DIG };
+  (void)syn_fx_broadcast(fx, &m);
+}
+
+static void take_checkpoint(replica_t *r, syn_effects_t *fx, uint64_t seq) {
+  snap_t *s = snap_slot(r);
+  syn_buf_init(&s->snap, SYN_PBFT_MAX_STATE_BYTES);
+  if (snapshot(r, &s->snap) != 0) {
+    (void)syn_fx_trace(fx, "checkpoint %llu: snapshot failed", (unsigned long long)seq);
+    snap_drop(s);
+    return;
+  }
+  s->seq = seq;
+  syn_digest(s->snap.data, s->snap.len, s->d);
+  r->checkpoints++;
+  send_checkpoint(fx, seq, s->d);
+}
+
+/* Garbage-collects everything at or below the new low watermark. */
+static void advance(replica_t *r, syn_effects_t *fx, uint64_t seq, const uint8_t d[DIG],
+                    const uint8_t *proof, uint32_t proof_len) {
+  if (seq <= r->h) return;
+  for (uint64_t s = r->h + 1; s <= seq && s <= r->h + r->L; s++) {
+    slot_t *sl = slot_peek(r, s);
+    if (sl) slot_clear(r, sl);
+  }
+  r->h = seq;
+  memcpy(r->h_digest, d, DIG);
+  memcpy(r->h_proof, proof, proof_len);
+  r->h_proof_len = proof_len;
+  if (r->next_seq < seq) r->next_seq = seq;
+  for (int i = 0; i < SYN_PBFT_MAX_SNAPS; i++)
+    if (r->snaps[i].snap.data && r->snaps[i].seq < seq) snap_drop(&r->snaps[i]);
+  (void)syn_fx_trace(fx, "stable checkpoint %llu", (unsigned long long)seq);
+}
+
+/* Collects quorum checkpoint frames voting (seq, d) into out; returns the length or 0. */
+static uint32_t ck_proof(const replica_t *r, uint64_t seq, const uint8_t d[DIG], uint8_t *out) {
+  uint32_t len = 0, count = 0;
+  for (uint32_t q = 0; q < r->n && count < r->quorum; q++)
+    for (int i = 0; i < SYN_PBFT_CKPT_HISTORY; i++) {
+      const vote_t *v = &r->ck[q * SYN_PBFT_CKPT_HISTORY + i];
+      if (v->len && v->seq == seq && memcmp(v->d, d, DIG) == 0) { len += put_item(out + len, v->frame, v->len); count++; break; }
+    }
+  return count >= r->quorum ? len : 0;
+}
+
+/* Verifies a checkpoint proof: quorum distinct replicas' checkpoint frames
+ * for one (seq, digest). Fills d. */
+static bool proof_valid(const replica_t *r, const uint8_t *p, uint32_t len, uint64_t seq, uint8_t d[DIG]) {
+  iter_t it = { p, len };
+  const uint8_t *item; uint32_t ilen;
+  uint64_t seen[(SYN_PBFT_MAX_REPLICAS + 63) / 64] = { 0 };
+  uint32_t count = 0;
+  int k;
+  while ((k = iter_next(&it, &item, &ilen)) == 1) {
+    syn_frame_t f; syn_msg_t m;
+    if (!inner_frame(r, item, ilen, SYN_PBFT_CHECKPOINT, &f, &m)) return false;
+    if (m.u[CK_SEQ] != seq || !digest_ok(&m, CK_DIGEST)) return false;
+    if (count == 0) memcpy(d, dg(&m, CK_DIGEST), DIG);
+    else if (memcmp(d, dg(&m, CK_DIGEST), DIG) != 0) return false;
+    if (seen[f.sender / 64] >> (f.sender % 64) & 1) return false;
+    seen[f.sender / 64] |= 1ull << (f.sender % 64);
+    count++;
+  }
+  return k == 0 && count >= r->quorum;
+}
+
+static void send_fetch(replica_t *r, syn_effects_t *fx, uint64_t seq, uint64_t offset) {
+  if (r->n < 2) return;
+  r->fetch_peer = (r->fetch_peer + 1) % r->n;
+  if (r->fetch_peer == r->id) r->fetch_peer = (r->fetch_peer + 1) % r->n;
+  syn_msg_t m = { .def = &pbft_msgs[K_FETCH] };
+  m.u[FE_HAVE] = r->last_exec; m.u[FE_SEQ] = seq; m.u[FE_OFFSET] = offset;
+  (void)syn_fx_send(fx, r->fetch_peer, &m);
+}
+
+static void start_xfer(replica_t *r, syn_effects_t *fx, uint64_t seq, const uint8_t d[DIG],
+                       const uint8_t *proof, uint32_t proof_len) {
+  if (r->xfer && r->x_seq >= seq) return;
+  r->xfer = true;
+  r->x_seq = seq; r->x_total = 0; r->x_progress = 0;
+  memcpy(r->x_d, d, DIG);
+  memcpy(r->x_proof, proof, proof_len);
+  r->x_proof_len = proof_len;
+  syn_buf_reset(&r->x_buf);
+  r->transfers++;
+  (void)syn_fx_trace(fx, "state transfer toward checkpoint %llu", (unsigned long long)seq);
+  send_fetch(r, fx, seq, 0);
+  arm_tick(r, fx);
+}
+
+static void execute_ready(replica_t *r, syn_effects_t *fx);
+
+/* (seq, d) has a quorum of checkpoint votes. */
+static void checkpoint_stable(replica_t *r, syn_effects_t *fx, uint64_t seq, const uint8_t d[DIG]) {
+  if (seq <= r->h) return;
+  uint8_t proof[PROOF_CAP];
+  uint32_t plen = ck_proof(r, seq, d, proof);
+  if (plen == 0) return;
+  if (r->last_exec >= seq) {
+    snap_t *s = snap_find(r, seq);
+    if (s && memcmp(s->d, d, DIG) != 0) {
+      /* A quorum agrees on a state we do not have: ours is wrong. */
+      reject(fx, r->id, SYN_PBFT_R_DIVERGED);
+      (void)syn_fx_trace(fx, "diverged from the stable checkpoint %llu", (unsigned long long)seq);
+      return;
+    }
+    advance(r, fx, seq, d, proof, plen);
+    execute_ready(r, fx);
+  } else {
+    start_xfer(r, fx, seq, d, proof, plen);
+  }
+}
+
+static void on_checkpoint(replica_t *r, const syn_event_t *ev, syn_effects_t *fx) {
+  const syn_msg_t *m = ev->msg;
+  uint64_t seq = m->u[CK_SEQ];
+  if (!digest_ok(m, CK_DIGEST) || seq == 0 || seq % r->K != 0 || ev->frame_len > SMALL_CAP) {
+    reject(fx, ev->from, SYN_PBFT_R_BAD_CHECKPOINT);
+    return;
+  }
+  if (seq <= r->h) return;   /* already stable here */
+  vote_t *row = &r->ck[ev->from * SYN_PBFT_CKPT_HISTORY], *slot = NULL;
+  for (int i = 0; i < SYN_PBFT_CKPT_HISTORY; i++) {
+    vote_t *v = &row[i];
+    if (v->len && v->seq == seq) {
+      if (memcmp(v->d, dg(m, CK_DIGEST), DIG) != 0) {
+        reject(fx, ev->from, SYN_PBFT_R_CONFLICT);
+        (void)syn_fx_evidence(fx, ev->from, SYN_PBFT_R_CONFLICT, seq, v->frame, v->len, ev->frame, ev->frame_len);
+      }
+      return;
+    }
+    if (slot == NULL || v->len == 0 || (slot->len && v->seq < slot->seq)) slot = v;
+  }
+  slot->seq = seq; slot->view = 0;
+  memcpy(slot->d, dg(m, CK_DIGEST), DIG);
+  memcpy(slot->frame, ev->frame, ev->frame_len);
+  slot->len = (uint16_t)ev->frame_len;
+  uint32_t count = 0;
+  for (uint32_t q = 0; q < r->n; q++)
+    for (int i = 0; i < SYN_PBFT_CKPT_HISTORY; i++) {
+      const vote_t *v = &r->ck[q * SYN_PBFT_CKPT_HISTORY + i];
+      if (v->len && v->seq == seq && memcmp(v->d, slot->d, DIG) == 0) { count++; break; }
+    }
+  if (count >= r->quorum) checkpoint_stable(r, fx, seq, slot->d);
+}
+
+/* ---- execution ---- */
+
+static void execute_batch(replica_t *r, syn_effects_t *fx, slot_t *s) {
+  iter_t it = { s->batch, s->blen };
+  const uint8_t *item; uint32_t ilen;
+  while (iter_next(&it, &item, &ilen) == 1) {
+    syn_frame_t f; syn_msg_t m;
+    if (syn_wire_frame_decode(item, ilen, &f, &m) != 0) continue;   /* validated on arrival */
+    uint32_t c = f.sender - r->n;
+    centry_t *e = &r->ctab[c];
+    uint64_t ts = m.u[RQ_TS];
+    if (ts <= e->last_ts) continue;   /* executed before: exactly once */
+    int rc = r->app->execute(r->app_state, m.b[RQ_OP].ptr, m.b[RQ_OP].len, &r->scratch);
+    if (rc != 0) {
+      r->broken = true;
+      (void)syn_fx_trace(fx, "execution failed at seq %llu: %s", (unsigned long long)s->seq, syn_strerror(rc));
+      return;
+    }
+    e->last_ts = ts; e->last_seq = s->seq;
+    e->rlen = (uint32_t)r->scratch.len;
+    memcpy(e->result, r->scratch.data, e->rlen);
+    r->op_count++;
+    (void)syn_fx_deliver(fx, r->op_count, f.sender, ts, m.b[RQ_OP].ptr, m.b[RQ_OP].len);
+    send_reply(r, fx, c);
+    if (e->pend_ts && e->pend_ts <= ts) { e->pend_ts = 0; e->assigned = false; }
+  }
+}
+
+static void maybe_propose(replica_t *r, syn_effects_t *fx, bool force);
+
+static void execute_ready(replica_t *r, syn_effects_t *fx) {
+  bool progressed = false;
+  while (!r->broken && !r->xfer) {
+    uint64_t seq = r->last_exec + 1;
+    slot_t *s = slot_peek(r, seq);
+    if (s == NULL || !s->committed || !s->have_batch) break;
+    /* Room for one batch's delivers and replies; otherwise continue next step. */
+    if (!syn_fx_room(fx, 2 * SYN_MAX_BATCH + 16,
+                     (size_t)SYN_MAX_BATCH * (SYN_MAX_OP_BYTES + SYN_PBFT_MAX_RESULT_BYTES + 128) + 8192)) {
+      if (!r->exec_on) { r->exec_on = true; (void)syn_fx_timer_set(fx, SYN_PBFT_TIMER_EXEC, 0); }
+      break;
+    }
+    execute_batch(r, fx, s);
+    if (r->broken) break;
+    (void)syn_fx_commit(fx, seq, s->bdigest);
+    r->last_exec = seq;
+    r->batches++;
+    progressed = true;
+    if (seq % r->K == 0) take_checkpoint(r, fx, seq);
+  }
+  if (!progressed) return;
+  r->vc_attempts = 0;
+  if (!is_primary(r) && !r->in_vc) {
+    if (has_pending(r)) arm_view_timer(r, fx);   /* restart for what still waits */
+    else stop_view_timer(r, fx);
+  }
+  if (is_primary(r)) maybe_propose(r, fx, false);
+}
+
+/* ---- normal case ---- */
+
+/* Counts votes matching (view, digest) in a slot's row; skip excludes one id. */
+static uint32_t count_votes(const replica_t *r, const vote_t *row, uint64_t view, const uint8_t d[DIG],
+                            uint32_t skip) {
+  uint32_t k = 0;
+  for (uint32_t q = 0; q < r->n; q++)
+    if (q != skip && row[q].len && row[q].view == view && memcmp(row[q].d, d, DIG) == 0) k++;
+  return k;
+}
+
+static void build_cert(replica_t *r, slot_t *s) {
+  uint32_t len = put_item(s->cert, s->pp, s->pp_len), k = 0;
+  uint32_t p = primary_of(r, s->view);
+  for (uint32_t q = 0; q < r->n && k < 2 * r->f; q++) {
+    const vote_t *v = &s->prep[q];
+    if (q != p && v->len && v->view == s->view && memcmp(v->d, s->digest, DIG) == 0) {
+      len += put_item(s->cert + len, v->frame, v->len);
+      k++;
+    }
+  }
+  s->cert_len = len;
+  s->p_view = s->view;
+}
+
+static void progress(replica_t *r, syn_effects_t *fx, slot_t *s) {
+  if (r->in_vc || !s->have_pp || s->view != r->view) return;
+  bool body = s->have_batch && memcmp(s->bdigest, s->digest, DIG) == 0;
+  if (!body) return;
+  uint32_t p = primary_of(r, s->view);
+  if (!s->sent_prepare && r->id != p) {
+    s->sent_prepare = true;
+    send_vote(fx, K_PREPARE, true, 0, s->view, s->seq, s->digest);
+  }
+  if (!s->prepared && count_votes(r, s->prep, s->view, s->digest, p) >= 2 * r->f) {
+    s->prepared = true;
+    build_cert(r, s);
+  }
+  if (s->prepared && !s->sent_commit) {
+    s->sent_commit = true;
+    send_vote(fx, K_COMMIT, true, 0, s->view, s->seq, s->digest);
+  }
+  if (s->prepared && !s->committed && count_votes(r, s->comm, s->view, s->digest, UINT32_MAX) >= r->quorum) {
+    s->committed = true;
+    s->c_view = s->view;
+    execute_ready(r, fx);
+  }
+}
+
+static void start_view_change(replica_t *r, syn_effects_t *fx, uint64_t view);
+
+/* A replica voted in a view above ours. Once f+1 have (so one of them is
+ * honest), we ask to join the smallest such view the way a view change
+ * does; that view's primary answers our view-change with its new-view. */
+static void note_view(replica_t *r, syn_effects_t *fx, uint32_t from, uint64_t view) {
+  if (from >= r->n || view <= r->hint[from]) return;
+  r->hint[from] = view;
+  uint32_t ahead = 0;
+  uint64_t smallest = UINT64_MAX;
+  for (uint32_t q = 0; q < r->n; q++)
+    if (r->hint[q] > r->view) { ahead++; if (r->hint[q] < smallest) smallest = r->hint[q]; }
+  if (ahead >= r->f + 1) start_view_change(r, fx, smallest);
+}
+
+/* Common checks of pre-prepare, prepare and commit: the slot or NULL (rejected). */
+static slot_t *vote_slot(replica_t *r, const syn_event_t *ev, syn_effects_t *fx) {
+  const syn_msg_t *m = ev->msg;
+  if (!digest_ok(m, V_DIGEST) || ev->frame_len > SMALL_CAP) { reject(fx, ev->from, SYN_PBFT_R_BAD_BATCH); return NULL; }
+  if (m->u[V_VIEW] != r->view || r->in_vc) {
+    reject(fx, ev->from, m->u[V_VIEW] > r->view ? SYN_PBFT_R_WRONG_VIEW : SYN_PBFT_R_STALE);
+    if (m->u[V_VIEW] > r->view) note_view(r, fx, ev->from, m->u[V_VIEW]);
+    return NULL;
+  }
+  uint64_t seq = m->u[V_SEQ];
+  if (seq <= r->h) return NULL;   /* garbage-collected: nothing to do */
+  slot_t *s = slot_at(r, seq);
+  if (s == NULL) {
+    /* Beyond our high watermark: we are behind; the tick fetches state. */
+    reject(fx, ev->from, SYN_PBFT_R_OUT_OF_WINDOW);
+    if (seq > r->max_seen && seq <= r->h + 64 * r->L) { r->max_seen = seq; arm_tick(r, fx); }
+    return NULL;
+  }
+  if (seq > r->max_seen) r->max_seen = seq;
+  return s;
+}
+
+static void on_pre_prepare(replica_t *r, const syn_event_t *ev, syn_effects_t *fx) {
+  const syn_msg_t *m = ev->msg;
+  if (ev->from != primary_of(r, m->u[V_VIEW])) { reject(fx, ev->from, SYN_PBFT_R_NOT_PRIMARY); return; }
+  slot_t *s = vote_slot(r, ev, fx);
+  if (s == NULL) return;
+  const uint8_t *d = dg(m, V_DIGEST);
+  if (s->have_pp && s->view == m->u[V_VIEW]) {
+    if (memcmp(s->digest, d, DIG) != 0) {
+      reject(fx, ev->from, SYN_PBFT_R_EQUIVOCATION);
+      (void)syn_fx_evidence(fx, ev->from, SYN_PBFT_R_EQUIVOCATION, s->seq, s->pp, s->pp_len, ev->frame, ev->frame_len);
+    }
+    return;
+  }
+  if (s->nv_fixed && memcmp(s->nv_digest, d, DIG) != 0) { reject(fx, ev->from, SYN_PBFT_R_BAD_NEW_VIEW); return; }
+  s->have_pp = true;
+  s->view = m->u[V_VIEW];
+  memcpy(s->digest, d, DIG);
+  memcpy(s->pp, ev->frame, ev->frame_len);
+  s->pp_len = (uint16_t)ev->frame_len;
+  s->sent_prepare = s->prepared = s->sent_commit = false;
+  uint8_t nd[DIG];
+  null_digest(nd);
+  if (memcmp(d, nd, DIG) == 0) { s->have_batch = true; s->blen = 0; memcpy(s->bdigest, nd, DIG); }
+  else if (s->have_batch && memcmp(s->bdigest, d, DIG) != 0) s->have_batch = false;
+  arm_tick(r, fx);
+  progress(r, fx, s);
+}
+
+static void on_batch(replica_t *r, const syn_event_t *ev, syn_effects_t *fx) {
+  const syn_msg_t *m = ev->msg;
+  if (!digest_ok(m, V_DIGEST)) { reject(fx, ev->from, SYN_PBFT_R_BAD_BATCH); return; }
+  uint64_t seq = m->u[V_SEQ];
+  if (seq <= r->h) return;
+  slot_t *s = slot_at(r, seq);
+  if (s == NULL) { reject(fx, ev->from, SYN_PBFT_R_OUT_OF_WINDOW); return; }
+  const uint8_t *d = dg(m, V_DIGEST);
+  if (s->have_batch && memcmp(s->bdigest, d, DIG) == 0) return;   /* have it */
+  if ((s->have_pp && memcmp(s->digest, d, DIG) != 0) || (s->nv_fixed && memcmp(s->nv_digest, d, DIG) != 0))
+    return;   /* not the body this slot waits for */
+  uint8_t hd[DIG];
+  syn_digest(m->b[V_BODY].ptr, m->b[V_BODY].len, hd);
+  if (memcmp(hd, d, DIG) != 0 || !batch_valid(r, m->b[V_BODY].ptr, m->b[V_BODY].len)) {
+    reject(fx, ev->from, SYN_PBFT_R_BAD_BATCH);
+    return;
+  }
+  memcpy(s->batch, m->b[V_BODY].ptr, m->b[V_BODY].len);
+  s->blen = m->b[V_BODY].len;
+  memcpy(s->bdigest, d, DIG);
+  s->have_batch = true;
+  progress(r, fx, s);
+  if (s->committed) execute_ready(r, fx);
+}
+
+static void on_vote(replica_t *r, const syn_event_t *ev, syn_effects_t *fx, bool commit) {
+  const syn_msg_t *m = ev->msg;
+  if (!commit && ev->from == primary_of(r, m->u[V_VIEW])) { reject(fx, ev->from, SYN_PBFT_R_NOT_PRIMARY); return; }
+  slot_t *s = vote_slot(r, ev, fx);
+  if (s == NULL) return;
+  vote_t *v = commit ? &s->comm[ev->from] : &s->prep[ev->from];
+  const uint8_t *d = dg(m, V_DIGEST);
+  if (v->len && v->view == m->u[V_VIEW]) {
+    if (memcmp(v->d, d, DIG) != 0) {
+      reject(fx, ev->from, SYN_PBFT_R_CONFLICT);
+      (void)syn_fx_evidence(fx, ev->from, SYN_PBFT_R_CONFLICT, s->seq, v->frame, v->len, ev->frame, ev->frame_len);
+    }
+    return;
+  }
+  v->view = m->u[V_VIEW]; v->seq = s->seq;
+  memcpy(v->d, d, DIG);
+  memcpy(v->frame, ev->frame, ev->frame_len);
+  v->len = (uint16_t)ev->frame_len;
+  arm_tick(r, fx);
+  progress(r, fx, s);
+}
+
+/* The primary orders waiting requests into batches while the window allows. */
+static void maybe_propose(replica_t *r, syn_effects_t *fx, bool force) {
+  if (r->in_vc || !is_primary(r) || r->broken) return;
+  while (r->next_seq < r->h + r->L) {
+    uint32_t waiting = 0;
+    for (uint32_t c = 0; c < r->clients; c++) waiting += r->ctab[c].pend_ts && !r->ctab[c].assigned;
+    if (waiting == 0) return;
+    if (waiting < r->batch_size && !force && r->batch_delay_ns > 0) {
+      if (!r->batch_on) { r->batch_on = true; (void)syn_fx_timer_set(fx, SYN_PBFT_TIMER_BATCH, r->batch_delay_ns); }
+      return;
+    }
+    if (!syn_fx_room(fx, 4, SYN_PBFT_MAX_BATCH_BYTES + 1024)) return;   /* the tick retries */
+    uint8_t *batch = r->scratch.data;
+    uint32_t len = 0, k = 0;
+    for (uint32_t i = 0; i < r->clients && k < r->batch_size; i++) {
+      uint32_t c = (r->rr + i) % r->clients;
+      centry_t *e = &r->ctab[c];
+      if (!e->pend_ts || e->assigned || len + 4 + e->pend_len > SYN_PBFT_MAX_BATCH_BYTES) continue;
+      len += put_item(batch + len, e->pend, e->pend_len);
+      e->assigned = true;
+      k++;
+    }
+    r->rr = (r->rr + 1) % (r->clients ? r->clients : 1);
+    uint64_t seq = ++r->next_seq;
+    uint8_t d[DIG];
+    syn_digest(batch, len, d);
+    send_vote(fx, K_PRE_PREPARE, true, 0, r->view, seq, d);
+    syn_msg_t m = { .def = &pbft_msgs[K_BATCH] };
+    m.u[V_VIEW] = r->view; m.u[V_SEQ] = seq;
+    m.b[V_DIGEST] = (syn_bytes_t){ d, DIG };
+    m.b[V_BODY] = (syn_bytes_t){ batch, len };
+    (void)syn_fx_broadcast(fx, &m);
+    arm_tick(r, fx);
+  }
+}
+
+static void on_request(replica_t *r, const syn_event_t *ev, syn_effects_t *fx) {
+  const syn_msg_t *m = ev->msg;
+  if (ev->from < r->n || ev->from >= r->n + r->clients) { reject(fx, ev->from, SYN_PBFT_R_NOT_CLIENT); return; }
+  if (m->u[RQ_CLIENT] != ev->from || m->u[RQ_TS] == 0 || ev->frame_len > REQ_FRAME_CAP) {
+    reject(fx, ev->from, SYN_PBFT_R_BAD_REQUEST);
+    return;
+  }
+  uint32_t c = ev->from - r->n;
+  centry_t *e = &r->ctab[c];
+  uint64_t ts = m->u[RQ_TS];
+  if (ts < e->last_ts) return;
+  if (ts == e->last_ts) { send_reply(r, fx, c); return; }   /* a retry of what we executed */
+  if (ts > e->pend_ts) {
+    e->pend_ts = ts;
+    e->assigned = false;
+    memcpy(e->pend, ev->frame, ev->frame_len);
+    e->pend_len = (uint32_t)ev->frame_len;
+  }
+  arm_tick(r, fx);
+  if (r->in_vc) return;
+  if (is_primary(r)) maybe_propose(r, fx, false);
+  else if (!r->view_timer) arm_view_timer(r, fx);
+}
+
+/* ---- view change ---- */
+
+/* Verifies a P-set entry: a pre-prepare of view pv < view and 2f prepares
+ * from distinct backups of pv, all for one (pv, seq, digest). */
+static bool pentry_valid(const replica_t *r, iter_t *it, uint64_t view, uint64_t *pv, uint64_t *seq,
+                         uint8_t d[DIG]) {
+  const uint8_t *item; uint32_t ilen;
+  if (iter_next(it, &item, &ilen) != 1) return false;
+  syn_frame_t f; syn_msg_t m;
+  if (!inner_frame(r, item, ilen, SYN_PBFT_PRE_PREPARE, &f, &m) || !digest_ok(&m, V_DIGEST)) return false;
+  *pv = m.u[V_VIEW]; *seq = m.u[V_SEQ];
+  memcpy(d, dg(&m, V_DIGEST), DIG);
+  if (*pv >= view || f.sender != primary_of(r, *pv)) return false;
+  uint64_t seen[(SYN_PBFT_MAX_REPLICAS + 63) / 64] = { 0 };
+  for (uint32_t k = 0; k < 2 * r->f; k++) {
+    if (iter_next(it, &item, &ilen) != 1) return false;
+    if (!inner_frame(r, item, ilen, SYN_PBFT_PREPARE, &f, &m) || !digest_ok(&m, V_DIGEST)) return false;
+    if (m.u[V_VIEW] != *pv || m.u[V_SEQ] != *seq || memcmp(dg(&m, V_DIGEST), d, DIG) != 0) return false;
+    if (f.sender == primary_of(r, *pv) || (seen[f.sender / 64] >> (f.sender % 64) & 1)) return false;
+    seen[f.sender / 64] |= 1ull << (f.sender % 64);
+  }
+  return true;
+}
+
+/* Each P entry is framed as one item holding (pp, 2f prepares) items. */
+static bool vc_valid(const replica_t *r, const syn_msg_t *m) {
+  uint64_t stable = m->u[VC_STABLE], view = m->u[VC_VIEW];
+  if (view == 0 || stable % r->K != 0) return false;
+  uint8_t d[DIG];
+  if (stable > 0 && !proof_valid(r, m->b[VC_PROOF].ptr, m->b[VC_PROOF].len, stable, d)) return false;
+  if (stable == 0 && m->b[VC_PROOF].len != 0) return false;
+  iter_t it = { m->b[VC_PREPARED].ptr, m->b[VC_PREPARED].len };
+  const uint8_t *item; uint32_t ilen;
+  uint64_t last = stable;
+  int k;
+  while ((k = iter_next(&it, &item, &ilen)) == 1) {
+    iter_t e = { item, ilen };
+    uint64_t pv, seq;
+    if (!pentry_valid(r, &e, view, &pv, &seq, d) || e.left != 0) return false;
+    if (seq <= last || seq > stable + r->L) return false;
+    last = seq;
+  }
+  return k == 0;
+}
+
+static void send_view_change(replica_t *r, syn_effects_t *fx) {
+  if (!syn_fx_room(fx, 1, r->vc_cap + 1024)) return;   /* the tick resends */
+  uint8_t *p = r->scratch.data;
+  uint32_t len = 0;
+  for (uint64_t seq = r->h + 1; seq <= r->h + r->L; seq++) {
+    const slot_t *s = slot_peek(r, seq);
+    if (s && s->cert_len) len += put_item(p + len, s->cert, s->cert_len);
+  }
+  syn_msg_t m = { .def = &pbft_msgs[K_VIEW_CHANGE] };
+  m.u[VC_VIEW] = r->view; m.u[VC_STABLE] = r->h;
+  m.b[VC_PROOF] = (syn_bytes_t){ r->h_proof, r->h_proof_len };
+  m.b[VC_PREPARED] = (syn_bytes_t){ p, len };
+  (void)syn_fx_broadcast(fx, &m);
+}
+
+static void start_view_change(replica_t *r, syn_effects_t *fx, uint64_t view) {
+  if (view <= r->view) return;
+  r->view = view;
+  r->in_vc = true;
+  r->view_changes++;
+  r->nv_pending = false;
+  for (uint32_t c = 0; c < r->clients; c++) r->ctab[c].assigned = false;
+  if (r->batch_on) { r->batch_on = false; (void)syn_fx_timer_cancel(fx, SYN_PBFT_TIMER_BATCH); }
+  (void)syn_fx_trace(fx, "view change to %llu", (unsigned long long)view);
+  send_view_change(r, fx);
+  arm_view_timer(r, fx);
+  r->vc_attempts++;
+  arm_tick(r, fx);
+}
+
+/* The O set of a new view, recomputed from the view-changes it names. */
+typedef struct {
+  uint64_t min_s, max_s;
+  uint8_t min_d[DIG];
+  const uint8_t *proof; uint32_t proof_len;   /* of min_s, inside one of the frames */
+  uint64_t pv[SYN_PBFT_MAX_WINDOW];
+  bool has[SYN_PBFT_MAX_WINDOW];
+  uint8_t d[SYN_PBFT_MAX_WINDOW][DIG];
+} oset_t;
+
+static void oset_compute(const replica_t *r, const vcrec_t *const *vcs, uint32_t k, oset_t *o) {
+  memset(o, 0, sizeof *o);
+  syn_frame_t f; syn_msg_t m;
+  for (uint32_t i = 0; i < k; i++) {
+    int rc = syn_wire_frame_decode(vcs[i]->frame, vcs[i]->len, &f, &m);
+    SYN_ASSERT(rc == 0);   /* validated when stored */
+    if (i == 0 || m.u[VC_STABLE] > o->min_s) {
+      o->min_s = m.u[VC_STABLE];
+      o->proof = m.b[VC_PROOF].ptr; o->proof_len = m.b[VC_PROOF].len;
+    }
+  }
+  if (o->min_s > 0) {
+    bool ok = proof_valid(r, o->proof, o->proof_len, o->min_s, o->min_d);
+    SYN_ASSERT(ok);
+  }
+  o->max_s = o->min_s;
+  for (uint32_t i = 0; i < k; i++) {
+    int rc = syn_wire_frame_decode(vcs[i]->frame, vcs[i]->len, &f, &m);
+    SYN_ASSERT(rc == 0);
+    iter_t it = { m.b[VC_PREPARED].ptr, m.b[VC_PREPARED].len };
+    const uint8_t *item; uint32_t ilen;
+    while (iter_next(&it, &item, &ilen) == 1) {
+      iter_t e = { item, ilen };
+      const uint8_t *pp; uint32_t pplen;
+      if (iter_next(&e, &pp, &pplen) != 1) continue;
+      syn_frame_t pf; syn_msg_t pm;
+      if (syn_wire_frame_decode(pp, pplen, &pf, &pm) != 0) continue;
+      uint64_t seq = pm.u[V_SEQ];
+      if (seq <= o->min_s || seq > o->min_s + r->L) continue;
+      uint32_t idx = (uint32_t)(seq - o->min_s - 1);
+      if (!o->has[idx] || pm.u[V_VIEW] > o->pv[idx]) {
+        o->has[idx] = true; o->pv[idx] = pm.u[V_VIEW];
+        memcpy(o->d[idx], dg(&pm, V_DIGEST), DIG);
+      }
+      if (seq > o->max_s) o->max_s = seq;
+    }
+  }
+  uint8_t nd[DIG];
+  null_digest(nd);
+  for (uint64_t seq = o->min_s + 1; seq <= o->max_s; seq++)
+    if (!o->has[seq - o->min_s - 1]) memcpy(o->d[seq - o->min_s - 1], nd, DIG);
+}
+
+static void enter_view(replica_t *r, syn_effects_t *fx, uint64_t view, const oset_t *o) {
+  r->view = view;
+  r->in_vc = false;
+  r->nv_pending = false;
+  stop_view_timer(r, fx);
+  if (o->min_s > r->h) {
+    snap_t *s = snap_find(r, o->min_s);
+    if (r->last_exec >= o->min_s && s && memcmp(s->d, o->min_d, DIG) == 0)
+      advance(r, fx, o->min_s, o->min_d, o->proof, o->proof_len);
+    else
+      start_xfer(r, fx, o->min_s, o->min_d, o->proof, o->proof_len);
+  }
+  uint8_t nd[DIG];
+  null_digest(nd);
+  for (uint64_t seq = r->h + 1; seq <= r->h + r->L; seq++) {
+    slot_t *s = slot_peek(r, seq);
+    bool in_o = seq > o->min_s && seq <= o->max_s;
+    if (!in_o) {
+      if (s && !s->committed) slot_clear(r, s);
+      else if (s) { s->have_pp = false; s->nv_fixed = false; }
+      continue;
+    }
+    if (s == NULL) s = slot_at(r, seq);
+    const uint8_t *d = o->d[seq - o->min_s - 1];
+    s->have_pp = false;
+    s->nv_fixed = true;
+    memcpy(s->nv_digest, d, DIG);
+    s->sent_prepare = s->prepared = s->sent_commit = false;
+    if (s->have_batch && memcmp(s->bdigest, d, DIG) != 0) s->have_batch = false;
+    if (memcmp(d, nd, DIG) == 0) { s->have_batch = true; s->blen = 0; memcpy(s->bdigest, nd, DIG); }
+  }
+  r->next_seq = o->max_s > r->h ? o->max_s : r->h;
+  if (r->max_seen < r->next_seq) r->max_seen = r->next_seq;
+  for (uint32_t c = 0; c < r->clients; c++) r->ctab[c].assigned = false;
+  (void)syn_fx_trace(fx, "entered view %llu (O set %llu..%llu)", (unsigned long long)view,
+                     (unsigned long long)o->min_s + 1, (unsigned long long)o->max_s);
+  if (is_primary(r)) {
+    for (uint64_t seq = o->min_s + 1; seq <= o->max_s; seq++) {
+      if (seq <= r->h) continue;
+      const uint8_t *d = o->d[seq - o->min_s - 1];
+      send_vote(fx, K_PRE_PREPARE, true, 0, view, seq, d);
+      slot_t *s = slot_peek(r, seq);
+      if (s && s->have_batch && s->blen > 0) { s->view = view; send_batch(r, fx, true, 0, s); }
+    }
+    maybe_propose(r, fx, false);
+  } else if (has_pending(r)) {
+    arm_view_timer(r, fx);
+  }
+  arm_tick(r, fx);
+}
+
+/* Gathers the view-changes a new-view names: 1 all here, 0 some missing
+ * (asked for when ask), -1 malformed. */
+static int nv_collect(replica_t *r, syn_effects_t *fx, uint64_t view, const uint8_t *refs, uint32_t len,
+                       const vcrec_t **out, uint32_t *k, uint32_t primary, bool ask) {
+  if (len % (4 + DIG) != 0) return -1;
+  uint32_t nrefs = len / (4 + DIG);
+  uint64_t seen[(SYN_PBFT_MAX_REPLICAS + 63) / 64] = { 0 };
+  bool complete = true;
+  *k = 0;
+  for (uint32_t i = 0; i < nrefs; i++) {
+    uint32_t q = syn_get_u32(refs + i * (4 + DIG));
+    const uint8_t *d = refs + i * (4 + DIG) + 4;
+    if (q >= r->n || (seen[q / 64] >> (q % 64) & 1)) return -1;
+    seen[q / 64] |= 1ull << (q % 64);
+    const vcrec_t *v = &r->vcs[q];
+    if (v->view == view && memcmp(v->d, d, DIG) == 0) { out[(*k)++] = v; continue; }
+    complete = false;
+    if (ask) {
+      syn_msg_t m = { .def = &pbft_msgs[K_VC_FETCH] };
+      m.u[VF_VIEW] = view; m.u[VF_SENDER] = q;
+      (void)syn_fx_send(fx, primary, &m);
+    }
+  }
+  if (nrefs < r->quorum) return -1;
+  return complete ? 1 : 0;
+}
+
+static void try_new_view(replica_t *r, syn_effects_t *fx, uint64_t view, const uint8_t *refs, uint32_t len,
+                         uint32_t from) {
+  const vcrec_t *vcs[SYN_PBFT_MAX_REPLICAS];
+  uint32_t k;
+  if (len % (4 + DIG) != 0 || len / (4 + DIG) < r->quorum || len / (4 + DIG) > r->n) {
+    reject(fx, from, SYN_PBFT_R_BAD_NEW_VIEW);
+    return;
+  }
+  int got = nv_collect(r, fx, view, refs, len, vcs, &k, from, true);
+  if (got < 0) { reject(fx, from, SYN_PBFT_R_BAD_NEW_VIEW); return; }
+  if (got == 0) {   /* waiting for relays of the view-changes we lack */
+    r->nv_pending = true; r->nv_view = view;
+    memcpy(r->nv_prefs, refs, len); r->nv_plen = len;
+    arm_tick(r, fx);
+    return;
+  }
+  oset_t *o = malloc(sizeof *o);
+  if (o == NULL) return;   /* retried from the pending new-view on the next tick */
+  oset_compute(r, vcs, k, o);
+  enter_view(r, fx, view, o);
+  free(o);
+}
+
+static void send_new_view(replica_t *r, syn_effects_t *fx) {
+  syn_msg_t m = { .def = &pbft_msgs[K_NEW_VIEW] };
+  m.u[NV_VIEW] = r->nv_sent;
+  m.b[NV_REFS] = (syn_bytes_t){ r->nv_refs, r->nv_len };
+  (void)syn_fx_broadcast(fx, &m);
+}
+
+static void maybe_new_view(replica_t *r, syn_effects_t *fx) {
+  if (!r->in_vc || !is_primary(r) || r->nv_sent == r->view) return;
+  uint32_t k = 0, len = 0;
+  for (uint32_t q = 0; q < r->n && k < r->quorum; q++)
+    if (r->vcs[q].view == r->view) {
+      syn_put_u32(r->nv_refs + len, q);
+      memcpy(r->nv_refs + len + 4, r->vcs[q].d, DIG);
+      len += 4 + DIG; k++;
+    }
+  if (k < r->quorum) return;
+  r->nv_sent = r->view;
+  r->nv_len = len;
+  send_new_view(r, fx);
+}
+
+static void handle_view_change(replica_t *r, syn_effects_t *fx, uint32_t from, const syn_msg_t *m,
+                               const uint8_t *frame, size_t frame_len) {
+  uint64_t view = m->u[VC_VIEW];
+  vcrec_t *v = &r->vcs[from];
+  if (view < r->view || (view == r->view && !r->in_vc)) {
+    /* From a replica still behind: the primary of our view repeats its new-view. */
+    if (view == r->view && is_primary(r) && r->nv_sent == r->view && from != r->id) send_new_view(r, fx);
+    return;
+  }
+  if (v->view >= view) return;
+  if (frame_len > r->vc_cap || !vc_valid(r, m)) {
+    reject(fx, from, SYN_PBFT_R_BAD_VIEW_CHANGE);
+    (void)syn_fx_evidence(fx, from, SYN_PBFT_R_BAD_VIEW_CHANGE, view, frame, frame_len, NULL, 0);
+    return;
+  }
+  v->view = view;
+  v->len = (uint32_t)frame_len;
+  memcpy(v->frame, frame, frame_len);
+  syn_digest(frame, frame_len, v->d);
+  /* f+1 replicas ahead of us: join the smallest view among them. */
+  uint32_t ahead = 0;
+  uint64_t smallest = UINT64_MAX;
+  for (uint32_t q = 0; q < r->n; q++)
+    if (r->vcs[q].view > r->view) { ahead++; if (r->vcs[q].view < smallest) smallest = r->vcs[q].view; }
+  if (ahead >= r->f + 1) start_view_change(r, fx, smallest);
+  maybe_new_view(r, fx);
+  if (r->nv_pending && r->nv_view == r->view) try_new_view(r, fx, r->nv_view, r->nv_prefs, r->nv_plen, primary_of(r, r->view));
+}
+
+static void on_new_view(replica_t *r, const syn_event_t *ev, syn_effects_t *fx) {
+  const syn_msg_t *m = ev->msg;
+  uint64_t view = m->u[NV_VIEW];
+  if (ev->from != primary_of(r, view)) { reject(fx, ev->from, SYN_PBFT_R_NOT_PRIMARY); return; }
+  if (view < r->view || (view == r->view && !r->in_vc)) return;   /* already there */
+  try_new_view(r, fx, view, m->b[NV_REFS].ptr, m->b[NV_REFS].len, ev->from);
+}
+
+static void on_relay(replica_t *r, const syn_event_t *ev, syn_effects_t *fx) {
+  syn_frame_t f; syn_msg_t m;
+  const syn_bytes_t *b = &ev->msg->b[0];
+  if (!inner_frame(r, b->ptr, b->len, SYN_PBFT_VIEW_CHANGE, &f, &m)) {
+    reject(fx, ev->from, SYN_PBFT_R_BAD_VIEW_CHANGE);
+    return;
+  }
+  handle_view_change(r, fx, f.sender, &m, b->ptr, b->len);
+}
+
+static void on_vc_fetch(replica_t *r, const syn_event_t *ev, syn_effects_t *fx) {
+  uint64_t q = ev->msg->u[VF_SENDER];
+  if (q >= r->n) { reject(fx, ev->from, SYN_PBFT_R_BAD_VIEW_CHANGE); return; }
+  const vcrec_t *v = &r->vcs[q];
+  if (v->view != ev->msg->u[VF_VIEW] || !syn_fx_room(fx, 1, v->len + 256)) return;
+  syn_msg_t m = { .def = &pbft_msgs[K_RELAY] };
+  m.b[0] = (syn_bytes_t){ v->frame, v->len };
+  (void)syn_fx_send(fx, ev->from, &m);
+}
+
+/* ---- state transfer ---- */
+
+static void send_entries(replica_t *r, syn_effects_t *fx, uint32_t to, uint64_t have) {
+  uint32_t sent = 0;
+  for (uint64_t seq = have + 1; seq <= r->last_exec && sent < SYN_PBFT_MAX_FETCH_ENTRIES; seq++) {
+    const slot_t *s = slot_peek(r, seq);
+    if (s == NULL || !s->committed || !s->have_batch) return;
+    uint8_t cert[PROOF_CAP];
+    uint32_t len = 0, k = 0;
+    for (uint32_t q = 0; q < r->n && k < r->quorum; q++) {
+      const vote_t *v = &s->comm[q];
+      if (v->len && v->view == s->c_view && memcmp(v->d, s->bdigest, DIG) == 0) { len += put_item(cert + len, v->frame, v->len); k++; }
+    }
+    if (k < r->quorum || !syn_fx_room(fx, 1, s->blen + len + 256)) return;
+    syn_msg_t m = { .def = &pbft_msgs[K_ENTRY] };
+    m.u[V_VIEW] = s->c_view; m.u[V_SEQ] = seq;
+    m.b[V_DIGEST] = (syn_bytes_t){ s->bdigest, DIG };
+    m.b[V_BODY] = (syn_bytes_t){ s->batch, s->blen };
+    m.b[V_CERT] = (syn_bytes_t){ cert, len };
+    (void)syn_fx_send(fx, to, &m);
+    sent++;
+  }
+}
+
+static void on_fetch(replica_t *r, const syn_event_t *ev, syn_effects_t *fx) {
+  if (ev->from >= r->n) { reject(fx, ev->from, SYN_PBFT_R_NOT_CLIENT); return; }
+  const syn_msg_t *m = ev->msg;
+  uint64_t have = m->u[FE_HAVE];
+  if (have < r->h) {
+    snap_t *s = snap_find(r, r->h);
+    if (s == NULL || r->h_proof_len == 0) return;
+    uint64_t off = m->u[FE_SEQ] == r->h ? m->u[FE_OFFSET] : 0;
+    if (off > s->snap.len) off = 0;
+    uint64_t n = s->snap.len - off;
+    if (n > SYN_PBFT_CHUNK_BYTES) n = SYN_PBFT_CHUNK_BYTES;
+    if (!syn_fx_room(fx, 1, n + PROOF_CAP + 256)) return;
+    syn_msg_t st = { .def = &pbft_msgs[K_STATE] };
+    st.u[ST_SEQ] = r->h; st.u[ST_OFFSET] = off; st.u[ST_TOTAL] = s->snap.len;
+    st.b[ST_PROOF] = (syn_bytes_t){ r->h_proof, r->h_proof_len };
+    st.b[ST_CHUNK] = (syn_bytes_t){ s->snap.data + off, (uint32_t)n };
+    (void)syn_fx_send(fx, ev->from, &st);
+    return;
+  }
+  send_entries(r, fx, ev->from, have);
+}
+
+/* Installs a verified snapshot: reply cache, op count, then the application
+ * (restored into a fresh instance first, so a bad one changes nothing). */
+static int restore(replica_t *r, const uint8_t *p, size_t len) {
+  if (len < 16 || memcmp(p, SNAP_MAGIC, 4) != 0) return -SYN_EPARSE;
+  size_t off = 4;
+  uint64_t ops = syn_get_u64(p + off); off += 8;
+  uint32_t nc = syn_get_u32(p + off); off += 4;
+  if (nc != r->clients) return -SYN_EPARSE;
+  size_t start = off;
+  for (uint32_t c = 0; c < nc; c++) {
+    if (len - off < 20) return -SYN_ETRUNC;
+    uint32_t rl = syn_get_u32(p + off + 16);
+    if (rl > SYN_PBFT_MAX_RESULT_BYTES || len - off - 20 < rl) return -SYN_ETRUNC;
+    off += 20 + rl;
+  }
+  if (len - off < 8) return -SYN_ETRUNC;
+  uint64_t alen = syn_get_u64(p + off); off += 8;
+  if (alen != len - off) return -SYN_ETRAILING;
+  void *fresh = NULL;
+  int rc = r->app->new(&fresh);
+  if (rc) return rc;
+  rc = r->app->restore(fresh, p + off, alen);
+  if (rc) { r->app->free(fresh); return rc; }
+  r->app->free(r->app_state);
+  r->app_state = fresh;
+  r->op_count = ops;
+  off = start;
+  for (uint32_t c = 0; c < nc; c++) {
+    centry_t *e = &r->ctab[c];
+    e->last_ts = syn_get_u64(p + off); e->last_seq = syn_get_u64(p + off + 8);
+    e->rlen = syn_get_u32(p + off + 16);
+    memcpy(e->result, p + off + 20, e->rlen);
+    off += 20 + e->rlen;
+    if (e->pend_ts && e->pend_ts <= e->last_ts) { e->pend_ts = 0; e->assigned = false; }
+  }
+  return 0;
+}
+
+static void on_state(replica_t *r, const syn_event_t *ev, syn_effects_t *fx) {
+  const syn_msg_t *m = ev->msg;
+  uint64_t seq = m->u[ST_SEQ], off = m->u[ST_OFFSET], total = m->u[ST_TOTAL];
+  if (ev->from >= r->n) { reject(fx, ev->from, SYN_PBFT_R_NOT_CLIENT); return; }
+  if (seq <= r->last_exec || seq <= r->h) return;   /* we have that far already */
+  if (total == 0 || total > SYN_PBFT_MAX_STATE_BYTES || off > total || m->b[ST_CHUNK].len > total - off) {
+    reject(fx, ev->from, SYN_PBFT_R_BAD_STATE);
+    return;
+  }
+  if (!r->xfer || seq > r->x_seq) {
+    uint8_t d[DIG];
+    if (!proof_valid(r, m->b[ST_PROOF].ptr, m->b[ST_PROOF].len, seq, d)) { reject(fx, ev->from, SYN_PBFT_R_BAD_STATE); return; }
+    start_xfer(r, fx, seq, d, m->b[ST_PROOF].ptr, m->b[ST_PROOF].len);
+  }
+  if (seq != r->x_seq || off != r->x_buf.len) return;   /* not the chunk we are at */
+  if (r->x_total == 0) r->x_total = total;
+  if (total != r->x_total) { reject(fx, ev->from, SYN_PBFT_R_BAD_STATE); return; }
+  if (syn_buf_append(&r->x_buf, m->b[ST_CHUNK].ptr, m->b[ST_CHUNK].len) != 0) {
+    reject(fx, ev->from, SYN_PBFT_R_BAD_STATE);
+    syn_buf_reset(&r->x_buf);
+    return;
+  }
+  r->x_progress++;
+  if (r->x_buf.len < total) {
+    syn_msg_t f = { .def = &pbft_msgs[K_FETCH] };
+    f.u[FE_HAVE] = r->last_exec; f.u[FE_SEQ] = seq; f.u[FE_OFFSET] = r->x_buf.len;
+    (void)syn_fx_send(fx, ev->from, &f);
+    return;
+  }
+  uint8_t d[DIG];
+  syn_digest(r->x_buf.data, r->x_buf.len, d);
+  int rc = memcmp(d, r->x_d, DIG) == 0 ? restore(r, r->x_buf.data, r->x_buf.len) : -SYN_EBADSIG;
+  if (rc != 0) {
+    reject(fx, ev->from, SYN_PBFT_R_BAD_STATE);
+    (void)syn_fx_trace(fx, "state from %u refused: %s", ev->from, syn_strerror(rc));
+    syn_buf_reset(&r->x_buf);
+    r->x_total = 0;
+    return;
+  }
+  r->xfer = false;
+  r->last_exec = seq;
+  if (r->next_seq < seq) r->next_seq = seq;
+  if (r->max_seen < seq) r->max_seen = seq;
+  advance(r, fx, seq, r->x_d, r->x_proof, r->x_proof_len);
+  snap_t *s = snap_slot(r);
+  s->seq = seq;
+  memcpy(s->d, r->x_d, DIG);
+  s->snap = r->x_buf;                           /* the transferred snapshot serves others now */
+  syn_buf_init(&r->x_buf, SYN_PBFT_MAX_STATE_BYTES);
+  (void)syn_fx_trace(fx, "state transfer done at checkpoint %llu", (unsigned long long)seq);
+  send_fetch(r, fx, 0, 0);                       /* and the committed batches after it */
+  execute_ready(r, fx);
+}
+
+/* A committed batch with its commit certificate. */
+static void on_entry(replica_t *r, const syn_event_t *ev, syn_effects_t *fx) {
+  const syn_msg_t *m = ev->msg;
+  if (ev->from >= r->n) { reject(fx, ev->from, SYN_PBFT_R_NOT_CLIENT); return; }
+  uint64_t seq = m->u[V_SEQ], view = m->u[V_VIEW];
+  if (!digest_ok(m, V_DIGEST)) { reject(fx, ev->from, SYN_PBFT_R_BAD_ENTRY); return; }
+  if (seq <= r->last_exec) return;
+  slot_t *s = slot_at(r, seq);
+  if (s == NULL) { reject(fx, ev->from, SYN_PBFT_R_OUT_OF_WINDOW); return; }
+  if (s->committed && s->have_batch) return;
+  const uint8_t *d = dg(m, V_DIGEST);
+  uint8_t hd[DIG];
+  syn_digest(m->b[V_BODY].ptr, m->b[V_BODY].len, hd);
+  if (memcmp(hd, d, DIG) != 0) { reject(fx, ev->from, SYN_PBFT_R_BAD_ENTRY); return; }
+  /* The certificate: quorum commits from distinct replicas for (view, seq, d). */
+  iter_t it = { m->b[V_CERT].ptr, m->b[V_CERT].len };
+  const uint8_t *item; uint32_t ilen;
+  uint64_t seen[(SYN_PBFT_MAX_REPLICAS + 63) / 64] = { 0 };
+  uint32_t count = 0;
+  int k;
+  while ((k = iter_next(&it, &item, &ilen)) == 1) {
+    syn_frame_t f; syn_msg_t c;
+    if (!inner_frame(r, item, ilen, SYN_PBFT_COMMIT, &f, &c) || !digest_ok(&c, V_DIGEST) ||
+        c.u[V_VIEW] != view || c.u[V_SEQ] != seq || memcmp(dg(&c, V_DIGEST), d, DIG) != 0 ||
+        (seen[f.sender / 64] >> (f.sender % 64) & 1) || ilen > SMALL_CAP) {
+      k = -1;
+      break;
+    }
+    seen[f.sender / 64] |= 1ull << (f.sender % 64);
+    vote_t *v = &s->comm[f.sender];
+    v->view = view; v->seq = seq; memcpy(v->d, d, DIG); memcpy(v->frame, item, ilen); v->len = (uint16_t)ilen;
+    count++;
+  }
+  if (k != 0 || count < r->quorum || !batch_valid(r, m->b[V_BODY].ptr, m->b[V_BODY].len)) {
+    reject(fx, ev->from, SYN_PBFT_R_BAD_ENTRY);
+    return;
+  }
+  memcpy(s->batch, m->b[V_BODY].ptr, m->b[V_BODY].len);
+  s->blen = m->b[V_BODY].len;
+  memcpy(s->bdigest, d, DIG);
+  memcpy(s->digest, d, DIG);
+  s->have_batch = true;
+  s->committed = true;
+  s->c_view = view;
+  if (seq > r->max_seen) r->max_seen = seq;
+  execute_ready(r, fx);
+  if (r->last_exec < r->max_seen && r->last_exec >= seq) send_fetch(r, fx, 0, 0);
+}
+
+static void on_need(replica_t *r, const syn_event_t *ev, syn_effects_t *fx) {
+  const syn_msg_t *m = ev->msg;
+  if (!digest_ok(m, ND_DIGEST)) return;
+  slot_t *s = slot_peek(r, m->u[ND_SEQ]);
+  if (s && s->have_batch && s->blen > 0 && memcmp(s->bdigest, dg(m, ND_DIGEST), DIG) == 0)
+    send_batch(r, fx, false, ev->from, s);
+}
+
+/* ---- the periodic tick: retransmission and catching up ---- */
+
+static bool outstanding(const replica_t *r) {
+  if (r->in_vc || r->xfer || r->nv_pending || r->last_exec < r->max_seen || has_pending(r)) return true;
+  for (int i = 0; i < SYN_PBFT_MAX_SNAPS; i++)
+    if (r->snaps[i].snap.data && r->snaps[i].seq > r->h) return true;
+  return false;
+}
+
+static void on_tick(replica_t *r, syn_effects_t *fx) {
+  r->tick_on = false;
+  if (r->in_vc) {
+    const vcrec_t *own = &r->vcs[r->id];
+    if (own->view == r->view) send_view_change(r, fx);
+    maybe_new_view(r, fx);
+  } else {
+    uint32_t p = primary_of(r, r->view);
+    for (uint64_t seq = r->last_exec + 1; seq <= r->h + r->L && seq <= r->max_seen; seq++) {
+      slot_t *s = slot_peek(r, seq);
+      if (s == NULL || !syn_fx_room(fx, 8, 4096)) continue;
+      if (s->have_pp && s->view == r->view) {
+        if (r->id == p) { send_vote(fx, K_PRE_PREPARE, true, 0, s->view, seq, s->digest); if (s->blen) send_batch(r, fx, true, 0, s); }
+        if (s->sent_prepare) send_vote(fx, K_PREPARE, true, 0, s->view, seq, s->digest);
+        if (s->sent_commit) send_vote(fx, K_COMMIT, true, 0, s->view, seq, s->digest);
+        if (!s->have_batch) {
+          syn_msg_t m = { .def = &pbft_msgs[K_NEED] };
+          m.u[ND_SEQ] = seq; m.b[ND_DIGEST] = (syn_bytes_t){ s->digest, DIG };
+          (void)syn_fx_broadcast(fx, &m);
+        }
+      } else if (s->nv_fixed && !s->have_batch) {
+        syn_msg_t m = { .def = &pbft_msgs[K_NEED] };
+        m.u[ND_SEQ] = seq; m.b[ND_DIGEST] = (syn_bytes_t){ s->nv_digest, DIG };
+        (void)syn_fx_broadcast(fx, &m);
+      }
+    }
+    if (r->id == p) maybe_propose(r, fx, true);
+  }
+  /* Our newest checkpoint vote until it is stable. */
+  const snap_t *top = NULL;
+  for (int i = 0; i < SYN_PBFT_MAX_SNAPS; i++)
+    if (r->snaps[i].snap.data && r->snaps[i].seq > r->h && (top == NULL || r->snaps[i].seq > top->seq)) top = &r->snaps[i];
+  if (top) send_checkpoint(fx, top->seq, top->d);
+  /* Behind: the next slot has not committed here for two ticks. */
+  if (r->last_exec == r->tick_exec && r->last_exec < r->max_seen) r->stuck_ticks++;
+  else r->stuck_ticks = 0;
+  r->tick_exec = r->last_exec;
+  if (r->xfer) {
+    if (r->x_progress == 0) send_fetch(r, fx, r->x_seq, r->x_buf.len);
+    r->x_progress = 0;
+  } else if (r->stuck_ticks >= 2) {
+    send_fetch(r, fx, 0, 0);
+  }
+  if (r->nv_pending) {
+    const vcrec_t *vcs[SYN_PBFT_MAX_REPLICAS];
+    uint32_t k;
+    (void)nv_collect(r, fx, r->nv_view, r->nv_prefs, r->nv_plen, vcs, &k, primary_of(r, r->nv_view), true);
+  }
+  if (outstanding(r)) arm_tick(r, fx);
+}
+
+/* ---- the replica step ---- */
+
+static void replica_step(replica_t *r, const syn_event_t *ev, syn_effects_t *fx) {
+  switch (ev->kind) {
+  case SYN_EV_START:
+    r->tick_on = r->view_timer = r->exec_on = r->batch_on = false;   /* a restart lost its timers */
+    if (outstanding(r)) arm_tick(r, fx);
+    if (r->in_vc || (!is_primary(r) && has_pending(r))) arm_view_timer(r, fx);
+    return;
+  case SYN_EV_REQUEST:
+    return;   /* replicas take requests from clients, as messages */
+  case SYN_EV_TIMER:
+    switch (ev->timer) {
+    case SYN_PBFT_TIMER_TICK: on_tick(r, fx); break;
+    case SYN_PBFT_TIMER_EXEC: r->exec_on = false; execute_ready(r, fx); break;
+    case SYN_PBFT_TIMER_BATCH: r->batch_on = false; maybe_propose(r, fx, true); break;
+    case SYN_PBFT_TIMER_VIEW:
+      r->view_timer = false;
+      if (r->in_vc || has_pending(r)) start_view_change(r, fx, r->view + 1);
+      break;
+    default: break;
+    }
+    return;
+  case SYN_EV_MESSAGE: break;
+  }
+  const syn_msg_t *m = ev->msg;
+  bool from_client = ev->from >= r->n;
+  if (from_client && m->def->type != SYN_PBFT_REQUEST) { reject(fx, ev->from, SYN_PBFT_R_NOT_CLIENT); return; }
+  switch (m->def->type) {
+  case SYN_PBFT_REQUEST: on_request(r, ev, fx); break;
+  case SYN_PBFT_PRE_PREPARE: on_pre_prepare(r, ev, fx); break;
+  case SYN_PBFT_BATCH: on_batch(r, ev, fx); break;
+  case SYN_PBFT_PREPARE: on_vote(r, ev, fx, false); break;
+  case SYN_PBFT_COMMIT: on_vote(r, ev, fx, true); break;
+  case SYN_PBFT_CHECKPOINT: on_checkpoint(r, ev, fx); break;
+  case SYN_PBFT_VIEW_CHANGE: handle_view_change(r, fx, ev->from, m, ev->frame, ev->frame_len); break;
+  case SYN_PBFT_NEW_VIEW: on_new_view(r, ev, fx); break;
+  case SYN_PBFT_FETCH: on_fetch(r, ev, fx); break;
+  case SYN_PBFT_STATE: on_state(r, ev, fx); break;
+  case SYN_PBFT_ENTRY: on_entry(r, ev, fx); break;
+  case SYN_PBFT_NEED: on_need(r, ev, fx); break;
+  case SYN_PBFT_VC_FETCH: on_vc_fetch(r, ev, fx); break;
+  case SYN_PBFT_RELAY: on_relay(r, ev, fx); break;
+  default: reject(fx, ev->from, SYN_PBFT_R_BAD_REQUEST); break;   /* a reply sent to a replica */
+  }
+}
+
+/* ---- the client ---- */
+
+static void client_send(client_t *c, syn_effects_t *fx, bool bcast) {
+  syn_msg_t m = { .def = &pbft_msgs[K_REQUEST] };
+  m.u[RQ_CLIENT] = c->id; m.u[RQ_TS] = c->ts;
+  m.b[RQ_OP] = (syn_bytes_t){ c->op, c->op_len };
+  if (bcast) (void)syn_fx_broadcast(fx, &m);
+  else (void)syn_fx_send(fx, (uint32_t)(c->view % c->n), &m);
+  (void)syn_fx_timer_set(fx, SYN_PBFT_TIMER_CLIENT, c->timeout_ns);
+}
+
+static void client_next(client_t *c, syn_effects_t *fx) {
+  if (c->busy || c->q_count == 0) return;
+  uint32_t len = syn_get_u32(c->q + c->q_head);
+  memcpy(c->op, c->q + c->q_head + 4, len);
+  c->op_len = len;
+  c->q_head += 4 + len; c->q_used -= 4 + len; c->q_count--;
+  if (c->q_count == 0) c->q_head = 0;
+  c->ts++;
+  c->busy = true;
+  memset(c->rep, 0, sizeof c->rep[0] * c->n);
+  client_send(c, fx, false);
+}
+
+static void client_step(client_t *c, const syn_event_t *ev, syn_effects_t *fx) {
+  switch (ev->kind) {
+  case SYN_EV_START:
+    if (c->busy) (void)syn_fx_timer_set(fx, SYN_PBFT_TIMER_CLIENT, c->timeout_ns);
+    return;
+  case SYN_EV_REQUEST:
+    if (ev->op_len > SYN_MAX_OP_BYTES || 4 + ev->op_len > sizeof c->q - c->q_head - c->q_used) {
+      if (c->q_head > 0) {   /* compact, then try again */
+        memmove(c->q, c->q + c->q_head, c->q_used);
+        c->q_head = 0;
+      }
+      if (ev->op_len > SYN_MAX_OP_BYTES || 4 + ev->op_len > sizeof c->q - c->q_used) {
+        reject(fx, c->id, SYN_PBFT_R_QUEUE_FULL);
+        return;
+      }
+    }
+    syn_put_u32(c->q + c->q_head + c->q_used, (uint32_t)ev->op_len);
+    memcpy(c->q + c->q_head + c->q_used + 4, ev->op, ev->op_len);
+    c->q_used += 4 + (uint32_t)ev->op_len;
+    c->q_count++;
+    client_next(c, fx);
+    return;
+  case SYN_EV_TIMER:
+    if (ev->timer == SYN_PBFT_TIMER_CLIENT && c->busy) { c->retries++; client_send(c, fx, true); }
+    return;
+  case SYN_EV_MESSAGE: break;
+  }
+  const syn_msg_t *m = ev->msg;
+  if (m->def->type != SYN_PBFT_REPLY || ev->from >= c->n || m->u[RP_CLIENT] != c->id) {
+    reject(fx, ev->from, SYN_PBFT_R_BAD_REPLY);
+    return;
+  }
+  if (!c->busy || m->u[RP_TS] != c->ts) return;   /* late: already decided */
+  creply_t *rp = &c->rep[ev->from];
+  rp->have = true; rp->view = m->u[RP_VIEW]; rp->seq = m->u[RP_SEQ];
+  rp->len = m->b[RP_RESULT].len;
+  memcpy(rp->res, m->b[RP_RESULT].ptr, rp->len);
+  uint32_t match = 0;
+  uint64_t view = 0;
+  for (uint32_t q = 0; q < c->n; q++) {
+    const creply_t *o = &c->rep[q];
+    if (o->have && o->seq == rp->seq && o->len == rp->len && memcmp(o->res, rp->res, rp->len) == 0) {
+      match++;
+      if (o->view > view) view = o->view;
+    }
+  }
+  if (match < c->f + 1) return;
+  (void)syn_fx_deliver(fx, c->ts, c->id, rp->seq, rp->res, rp->len);
+  if (view > c->view) c->view = view;
+  c->busy = false;
+  c->completed++;
+  (void)syn_fx_timer_cancel(fx, SYN_PBFT_TIMER_CLIENT);
+  client_next(c, fx);
+}
+
+/* ---- the protocol face ---- */
+
+static void pbft_fini(void *state) {
+  pbft_t *p = state;
+  if (p->r) {
+    replica_t *r = p->r;
+    if (r->app_state) r->app->free(r->app_state);
+    for (int i = 0; i < SYN_PBFT_MAX_SNAPS; i++) syn_buf_free(&r->snaps[i].snap);
+    syn_buf_free(&r->x_buf);
+    syn_buf_free(&r->scratch);
+    free(r->slots); free(r->ctab); free(r->ck); free(r->vcs); free(r->hint); free(r->mem);
+    free(r);
+  }
+  free(p->c);
+  p->r = NULL; p->c = NULL;
+}
+
+/* The largest view-change payload for (n, L): every slot prepared. */
+static uint64_t vc_bound(uint32_t n, uint64_t L) {
+  uint32_t f = (n - 1) / 3;
+  uint64_t entry = 4 + (4 + SMALL_CAP) + (uint64_t)2 * f * (4 + SMALL_CAP);
+  return VC_FIXED_BYTES + L * entry;
+}
+
+static int replica_init(pbft_t *p, const syn_proto_cfg_t *cfg) {
+  replica_t *r = calloc(1, sizeof *r);
+  if (r == NULL) return -SYN_ENOMEM;
+  p->r = r;
+  r->id = cfg->id; r->n = cfg->n; r->f = (cfg->n - 1) / 3; r->quorum = 2 * r->f + 1;
+  r->clients = cfg->clients;
+  r->K = (uint64_t)cfg->params[SYN_PBFT_P_CHECKPOINT_INTERVAL];
+  r->L = (uint64_t)cfg->params[SYN_PBFT_P_WINDOW];
+  r->batch_size = cfg->params[SYN_PBFT_P_BATCH_SIZE];
+  r->batch_delay_ns = cfg->params[SYN_PBFT_P_BATCH_DELAY_MS] * SYN_NS_PER_MS;
+  r->vc_ns = cfg->params[SYN_PBFT_P_VIEW_CHANGE_MS] * SYN_NS_PER_MS;
+  r->tick_ns = cfg->params[SYN_PBFT_P_RETRANSMIT_MS] * SYN_NS_PER_MS;
+  r->ring = cfg->ring;
+  r->app = cfg->app;
+  if (r->L < r->K || r->L > (SYN_PBFT_MAX_SNAPS - 1) * r->K) return -SYN_EINVAL;
+  uint64_t vcb = vc_bound(r->n, r->L);
+  if (vcb > MAX_VC_PAYLOAD) return -SYN_ELIMIT;
+  r->vc_cap = (uint32_t)syn_wire_frame_size((size_t)vcb);
+  r->cert_cap = 4 + SMALL_CAP + 2 * r->f * (4 + SMALL_CAP);
+  size_t per_slot = SYN_PBFT_MAX_BATCH_BYTES + r->cert_cap + 2 * (size_t)r->n * sizeof(vote_t);
+  r->slots = calloc(r->L, sizeof *r->slots);
+  r->ctab = calloc(r->clients ? r->clients : 1, sizeof *r->ctab);
+  r->ck = calloc((size_t)r->n * SYN_PBFT_CKPT_HISTORY, sizeof *r->ck);
+  r->vcs = calloc(r->n, sizeof *r->vcs);
+  r->hint = calloc(r->n, sizeof *r->hint);
+  r->mem = calloc(1, per_slot * r->L + (size_t)r->n * r->vc_cap);
+  if (!r->slots || !r->ctab || !r->ck || !r->vcs || !r->hint || !r->mem) return -SYN_ENOMEM;
+  uint8_t *mem = r->mem;
+  for (uint64_t i = 0; i < r->L; i++) {
+    slot_t *s = &r->slots[i];
+    s->batch = mem; mem += SYN_PBFT_MAX_BATCH_BYTES;
+    s->cert = mem; mem += r->cert_cap;
+    s->prep = (vote_t *)(void *)mem; mem += r->n * sizeof(vote_t);
+    s->comm = (vote_t *)(void *)mem; mem += r->n * sizeof(vote_t);
+  }
+  for (uint32_t q = 0; q < r->n; q++) { r->vcs[q].frame = mem; mem += r->vc_cap; }
+  syn_buf_init(&r->x_buf, SYN_PBFT_MAX_STATE_BYTES);
+  syn_buf_init(&r->scratch, 0);
+  size_t scratch = r->vc_cap > SYN_PBFT_MAX_BATCH_BYTES ? r->vc_cap : SYN_PBFT_MAX_BATCH_BYTES;
+  if (scratch < SYN_PBFT_MAX_RESULT_BYTES) scratch = SYN_PBFT_MAX_RESULT_BYTES;
+  if (syn_buf_reserve(&r->scratch, scratch) != 0) return -SYN_ENOMEM;
+  r->scratch.max_bytes = scratch;
+  int rc = r->app->new(&r->app_state);
+  if (rc) return rc;
+  /* The genesis checkpoint: everyone starts from the same empty state. */
+  snap_t *g = &r->snaps[0];
+  syn_buf_init(&g->snap, SYN_PBFT_MAX_STATE_BYTES);
+  rc = snapshot(r, &g->snap);
+  if (rc) return rc;
+  g->seq = 0;
+  syn_digest(g->snap.data, g->snap.len, g->d);
+  memcpy(r->h_digest, g->d, DIG);
+  return 0;
+}
+
+static int pbft_init(void *state, const syn_proto_cfg_t *cfg) {
+  pbft_t *p = state;
+  if (cfg->n == 0 || cfg->n > SYN_PBFT_MAX_REPLICAS || cfg->app == NULL) return -SYN_EINVAL;
+  if ((uint64_t)cfg->n + cfg->clients > SYN_MAX_NODES) return -SYN_ELIMIT;
+  if (cfg->id < cfg->n) {
+    int rc = replica_init(p, cfg);
+    if (rc) pbft_fini(p);
+    return rc;
+  }
+  if (cfg->id >= cfg->n + cfg->clients) return -SYN_EINVAL;
+  client_t *c = calloc(1, sizeof *c);
+  if (c == NULL) return -SYN_ENOMEM;
+  c->id = cfg->id; c->n = cfg->n; c->f = (cfg->n - 1) / 3;
+  c->timeout_ns = cfg->params[SYN_PBFT_P_CLIENT_TIMEOUT_MS] * SYN_NS_PER_MS;
+  p->c = c;
+  return 0;
+}
+
+static void pbft_step(void *state, const syn_event_t *ev, syn_effects_t *fx) {
+  pbft_t *p = state;
+  if (p->r) replica_step(p->r, ev, fx);
+  else if (p->c) client_step(p->c, ev, fx);
+}
+
+static void pbft_status(const void *state, syn_status_fn fn, void *ctx) {
+  const pbft_t *p = state;
+  if (p->r) {
+    const replica_t *r = p->r;
+    uint64_t slots = 0, pending = 0;
+    for (uint64_t i = 0; i < r->L; i++) slots += r->slots[i].seq != 0;
+    for (uint32_t c = 0; c < r->clients; c++) pending += r->ctab[c].pend_ts != 0;
+    fn(ctx, "view", (int64_t)r->view);
+    fn(ctx, "primary", primary_of(r, r->view));
+    fn(ctx, "in_view_change", r->in_vc);
+    fn(ctx, "last_executed", (int64_t)r->last_exec);
+    fn(ctx, "stable_checkpoint", (int64_t)r->h);
+    fn(ctx, "high_watermark", (int64_t)(r->h + r->L));
+    fn(ctx, "executed_ops", (int64_t)r->op_count);
+    fn(ctx, "executed_batches", (int64_t)r->batches);
+    fn(ctx, "log_slots", (int64_t)slots);
+    fn(ctx, "pending_requests", (int64_t)pending);
+    fn(ctx, "view_changes", (int64_t)r->view_changes);
+    fn(ctx, "checkpoints", (int64_t)r->checkpoints);
+    fn(ctx, "state_transfers", (int64_t)r->transfers);
+    fn(ctx, "app_entries", (int64_t)r->app->count(r->app_state));
+    fn(ctx, "broken", r->broken);
+  } else if (p->c) {
+    const client_t *c = p->c;
+    fn(ctx, "client", 1);
+    fn(ctx, "completed", (int64_t)c->completed);
+    fn(ctx, "outstanding", (int64_t)(c->q_count + c->busy));
+    fn(ctx, "retries", (int64_t)c->retries);
+    fn(ctx, "view", (int64_t)c->view);
+  }
+}
+
+const syn_proto_t syn_pbft_proto = {
+  .name = "pbft",
+  .msgs = pbft_msgs, .nmsgs = sizeof pbft_msgs / sizeof pbft_msgs[0],
+  .params = pbft_params, .nparams = SYN_PBFT_NPARAMS,
+  .reasons = pbft_reasons, .nreasons = SYN_PBFT_NREASONS,
+  .state_bytes = sizeof(pbft_t),
+  .max_nodes = SYN_PBFT_MAX_REPLICAS,
+  .default_clients = 4,
+  .default_app = "kv",
+  .loopback = true,
+  .init = pbft_init,
+  .fini = pbft_fini,
+  .step = pbft_step,
+  .status = pbft_status,
+};
