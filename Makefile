@@ -72,7 +72,7 @@ asan: all
 	@LD_PRELOAD="$$(gcc -print-file-name=libasan.so)" ASAN_OPTIONS=detect_leaks=0 \
 	  SYNOD_HOME=$(CURDIR) SYNOD_FUZZ_FRAMES=100000 $(BUSTED) --cpath='./build-asan/?.so'
 
-soak: all
+soak: all   # TOM: 5,000 random runs; PBFT: 10,000 (SYNOD_SOAK_SEEDS sets both)
 	@$(BUSTED) --tags=soak --exclude-tags=none
 
 clean:

@@ -104,6 +104,30 @@ function M.print_run(title, sim, nodes, verdict)
   return rows
 end
 
+-- PBFT's own picture: per replica its view, execution point, stable
+-- checkpoint, log size, view changes and state transfers; per client what
+-- it completed. Returns the same as plain data (for the JSON).
+function M.print_pbft(nodes)
+  local replicas, clients = {}, {}
+  print(("%-5s %5s %9s %8s %10s %5s %8s %9s"):format("rep", "view", "executed", "last seq", "stable ckp", "log", "vchanges", "transfers"))
+  for i = 1, nodes.n do
+    local s = nodes[i]:status()
+    replicas[i] = { id = nodes[i].id, view = s.view, executed_ops = s.executed_ops, last_executed = s.last_executed,
+                    stable_checkpoint = s.stable_checkpoint, log_slots = s.log_slots,
+                    view_changes = s.view_changes, state_transfers = s.state_transfers }
+    print(("%-5d %5d %9d %8d %10d %5d %8d %9d"):format(nodes[i].id, s.view, s.executed_ops, s.last_executed,
+      s.stable_checkpoint, s.log_slots, s.view_changes, s.state_transfers))
+  end
+  local parts = {}
+  for i, c in ipairs(nodes.clients or {}) do
+    local s = c:status()
+    clients[i] = { id = c.id, completed = s.completed, outstanding = s.outstanding, retries = s.retries }
+    parts[#parts + 1] = ("%d: %d done%s"):format(c.id, s.completed, s.retries > 0 and (", " .. s.retries .. " retries") or "")
+  end
+  if #parts > 0 then print("clients  " .. table.concat(parts, " · ")) end
+  return { replicas = replicas, clients = clients }
+end
+
 local function has_flag(flag)
   for _, a in ipairs(synod.args or {}) do if a == flag then return true end end
   return false

@@ -7,7 +7,8 @@ local synod = require "synod"
 local run = require "support.sh"
 
 describe("scenarios", function()
-  for _, name in ipairs({ "tom_basic", "tom_attacks", "tom_partition", "showcase" }) do
+  for _, name in ipairs({ "tom_basic", "tom_attacks", "tom_partition", "showcase",
+                          "pbft_basic", "pbft_view_change", "pbft_checkpoint" }) do
     it(name .. " passes its own checks", function()
       local out, rc = run("./synod run scenarios/" .. name .. ".lua")
       local verdict = out:match("\n(verdict: [^\n]*)\nrc=")
@@ -33,6 +34,20 @@ describe("scenarios", function()
     local ha, hb, hc = a:match("trace=(%x+)"), b:match("trace=(%x+)"), c:match("trace=(%x+)")
     assert.equal(ha, hb)
     assert.are_not.equal(ha, hc)
+  end)
+end)
+
+describe("pbft_sweep", function()
+  it("prints one line per seed range and the violation count", function()
+    local out, rc = run("./synod run scenarios/pbft_sweep.lua -- --seeds 3 --ops 30")
+    assert.equal(0, rc)
+    assert.truthy(out:find("3 seeds, 0 violations\n", 1, true), out)
+  end)
+
+  it("refuses an unknown argument with a clear error", function()
+    local out, rc = run("./synod run scenarios/pbft_sweep.lua -- --sedes 3")
+    assert.are_not.equal(0, rc)
+    assert.truthy(out:find("unknown argument '--sedes'", 1, true), out)
   end)
 end)
 

@@ -647,8 +647,8 @@ void syn_check_liveness(const syn_history_t *h, int64_t heal_at_ns, int64_t boun
     const syn_submission_t *s = &h->subs[si];
     if (s->node < h->n || !h->honest[s->node]) continue;
     int64_t deadline = deadline_of(s, heal_at_ns, bound_ns);
-    if (deadline > end_ns) continue;       /* the run was too short to tell */
     if (resp[si] != UINT32_MAX && h->logs[s->node].items[resp[si]].at_ns <= deadline) continue;
+    if (deadline > end_ns) continue;       /* the run was too short to tell */
     best_sub = si; best_node = s->node;
     best_pos = resp[si] == UINT32_MAX ? -1 : (int64_t)resp[si] + 1;
     break;
@@ -686,15 +686,19 @@ void syn_check_liveness(const syn_history_t *h, int64_t heal_at_ns, int64_t boun
     }
     table_free(&t);
   }
-  free(resp);
   if (best_sub == UINT32_MAX) {
     /* Ok — but say how much of the run could not be judged, so a run cut
-     * short does not pass silently. */
+     * short does not pass silently. (A client op already answered in time
+     * is judged, whatever its deadline.) */
     uint32_t unjudged = 0;
     for (uint32_t si = 0; si < h->nsubs; si++) {
       const syn_submission_t *s = &h->subs[si];
-      if (h->honest[s->node] && deadline_of(s, heal_at_ns, bound_ns) > end_ns) unjudged++;
+      int64_t deadline = deadline_of(s, heal_at_ns, bound_ns);
+      if (!h->honest[s->node] || deadline <= end_ns) continue;
+      if (s->node >= h->n && resp[si] != UINT32_MAX && h->logs[s->node].items[resp[si]].at_ns <= deadline) continue;
+      unjudged++;
     }
+    free(resp);
     if (unjudged) {
       char ts_x[32];
       snprintf(v->explain, sizeof v->explain,
@@ -703,6 +707,7 @@ void syn_check_liveness(const syn_history_t *h, int64_t heal_at_ns, int64_t boun
     }
     return;
   }
+  free(resp);
   const syn_submission_t *s = &h->subs[best_sub];
   int64_t deadline = deadline_of(s, heal_at_ns, bound_ns);
   char q[SYN_QUOTE_CAP], ts_sub[32], ts_dl[32], ts_heal[32], ts_bound[32], ts_x[32], ts_end[32];
@@ -924,15 +929,20 @@ int syn_history_to_lin(const syn_history_t *h, syn_lin_history_t *out) {
   uint32_t *resp = client_responses_new(h);
   if (resp == NULL) return -SYN_ENOMEM;
   int rc = 0;
+  /* A client runs one op at a time, in submission order: an op queued
+   * behind another is invoked when that one is answered. */
+  int64_t free_at[SYN_MAX_HISTORY_NODES] = { 0 };
   for (uint32_t si = 0; si < h->nsubs && rc == 0; si++) {
     const syn_submission_t *s = &h->subs[si];
     if (s->node < h->n) continue;
     syn_lin_cmd_t cmd;
     uint32_t id;
+    int64_t invoke = s->at_ns > free_at[s->node] ? s->at_ns : free_at[s->node];
     if ((rc = syn_lin_parse((const char *)syn_history_value(h, s->off), s->len, &cmd)) != 0) break;
-    if ((rc = syn_lin_history_invoke(out, s->node, &cmd, s->at_ns, &id)) != 0) break;
+    if ((rc = syn_lin_history_invoke(out, s->node, &cmd, invoke, &id)) != 0) break;
     if (resp[si] == UINT32_MAX || !h->honest[s->node]) continue;   /* pending */
     const syn_delivery_t *d = &h->logs[s->node].items[resp[si]];
+    if (d->at_ns > free_at[s->node]) free_at[s->node] = d->at_ns;
     rc = syn_lin_history_respond(out, id, syn_history_value(h, d->off), d->len, d->at_ns);
   }
   free(resp);

@@ -100,7 +100,8 @@ static inline const uint8_t *syn_lin_history_bytes(const syn_lin_history_t *h, u
 /* Appends the clients' KV history of h (check.h's replicas-and-clients
  * shape) to out, which the caller initialised: one op per submission at a
  * client node, in recorded order (client = the client's node id, invoke_ns
- * = the submission time), answered by the response the client logged with
+ * = the submission time, or the time the client's previous op was answered
+ * if that is later: a client has one op outstanding and queues the rest), answered by the response the client logged with
  * seq k for its k-th submission (the earliest when it logged several;
  * respond_ns = its at_ns, result = its value); an op without one is
  * pending. A Byzantine client's ops are all pending (its reports are not
