@@ -769,6 +769,33 @@ static uint32_t read_group(lua_State *L, int t, lsim_t *ls, uint32_t *ids, const
   return (uint32_t)len;
 }
 
+/* sim:twins{ ids = {0}, world_b = {2, 5} } — Twins: each id in ids gets a
+ * second instance with the same identity and key (both Byzantine from now
+ * on, honest code each); the nodes in world_b talk to the second
+ * instances, everyone else to the first (see syn_sim_twin). */
+static int l_sim_twins(lua_State *L) {
+  lsim_t *ls = check_live_sim(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  check_not_stepping(L, "twins");
+  static const char *const known[] = { "ids", "world_b", NULL };
+  check_keys(L, 2, known, "twins");
+  uint32_t ids[SYN_MAX_NODES], wb[SYN_MAX_NODES], nwb = 0;
+  lua_getfield(L, 2, "ids");
+  if (!lua_istable(L, -1)) luaL_error(L, "bad field 'ids' to 'twins' (a list of node ids expected)");
+  uint32_t k = read_group(L, lua_gettop(L), ls, ids, "twins");
+  lua_pop(L, 1);
+  lua_getfield(L, 2, "world_b");
+  if (!lua_isnil(L, -1)) nwb = read_group(L, lua_gettop(L), ls, wb, "twins");
+  lua_pop(L, 1);
+  for (uint32_t i = 0; i < nwb; i++) syn_sim_world_b(ls->sim, wb[i], true);
+  for (uint32_t i = 0; i < k; i++) {
+    int rc = syn_sim_twin(ls->sim, ids[i]);
+    if (rc == -SYN_ESTATE) luaL_error(L, "twins: node %d already has a twin", (int)ids[i]);
+    if (rc) luaL_error(L, "twins: cannot twin node %d: %s", (int)ids[i], syn_strerror(rc));
+  }
+  return 0;
+}
+
 /* sim:partition({a, b}, {c, d, e}) — blocks every link between groups. */
 static int l_sim_partition(lua_State *L) {
   lsim_t *ls = check_live_sim(L, 1);
@@ -1224,7 +1251,7 @@ static const luaL_Reg sim_methods[] = {
   { "at", l_sim_at }, { "after", l_sim_after }, { "submit", l_sim_submit }, { "run", l_sim_run },
   { "trace_hash", l_sim_trace_hash }, { "stats", l_sim_stats }, { "random", l_sim_random },
   { "sample", l_sim_sample }, { "partition", l_sim_partition }, { "block", l_sim_block },
-  { "unblock", l_sim_unblock }, { "heal", l_sim_heal }, { "link", l_sim_link },
+  { "unblock", l_sim_unblock }, { "heal", l_sim_heal }, { "link", l_sim_link }, { "twins", l_sim_twins },
   { "close", l_sim_close }, { NULL, NULL }
 };
 

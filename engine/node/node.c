@@ -123,7 +123,11 @@ static void send_one(syn_node_t *node, uint32_t to, uint16_t type, const uint8_t
 }
 
 static void keep_evidence(syn_node_t *node, const syn_effects_t *fx, const syn_effect_t *e) {
-  if (node->nevidence >= SYN_MAX_EVIDENCE) { node->evidence_dropped++; return; }
+  if (node->nevidence >= SYN_MAX_EVIDENCE ||
+      (uint64_t)e->len + e->len2 > SYN_MAX_EVIDENCE_BYTES - node->evidence_bytes) {
+    node->evidence_dropped++;
+    return;
+  }
   if (node->evidence == NULL) {
     node->evidence = calloc(SYN_MAX_EVIDENCE, sizeof *node->evidence);
     if (node->evidence == NULL) { node->evidence_dropped++; return; }
@@ -135,6 +139,7 @@ static void keep_evidence(syn_node_t *node, const syn_effects_t *fx, const syn_e
   memcpy(ev->a, syn_fx_data(fx, e), e->len);
   memcpy(ev->b, syn_fx_data2(fx, e), e->len2);
   ev->len_a = e->len; ev->len_b = e->len2;
+  node->evidence_bytes += (uint64_t)e->len + e->len2;
   ev->against = e->origin; ev->reason = e->reason; ev->round = e->seq;
   ev->at_ns = node->rt->now(node->rt->ctx, node);
   node->nevidence++;

@@ -12,6 +12,7 @@
 
 #define SYN_MAX_REASONS   32      /* protocol reject reasons counted per node */
 #define SYN_MAX_EVIDENCE  1024    /* evidence records kept per node */
+#define SYN_MAX_EVIDENCE_BYTES (16u << 20)   /* their frames' bytes, per node */
 
 typedef struct syn_node syn_node_t;
 
@@ -80,7 +81,8 @@ struct syn_node {
   syn_node_counters_t c;
   syn_evidence_t *evidence;
   uint32_t nevidence;
-  uint64_t evidence_dropped;     /* past SYN_MAX_EVIDENCE */
+  uint64_t evidence_dropped;     /* past SYN_MAX_EVIDENCE or SYN_MAX_EVIDENCE_BYTES */
+  uint64_t evidence_bytes;
   uint8_t *frame_buf;            /* SYN_MAX_FRAME_BYTES scratch for outbound frames */
   syn_buf_t loop_cur, loop_next; /* own broadcast frames to step (proto->loopback) */
 };

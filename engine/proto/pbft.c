@@ -45,8 +45,9 @@
  *
  * ---- view change ----
  * A backup with a client request it has not executed after
- * view_change_ms (doubling after each view change that did not lead to an
- * execution) moves to view v+1: it stops taking normal-case messages and
+ * view_change_ms moves to view v+1; the timer for v+1 starts once 2f+1
+ * view-changes for it are in, and doubles for each view change that did
+ * not lead to an execution. The replica stops taking normal-case messages and
  * broadcasts view-change {v+1, stable seq, checkpoint proof, P set}. f+1
  * view-changes for views above its own make a replica join the smallest of
  * them. The new primary, holding 2f+1 valid view-changes for v+1, sends
@@ -238,6 +239,7 @@ typedef struct {
 
   vcrec_t *vcs;                          /* n */
   uint64_t *hint;                        /* n: the highest view each replica's votes showed */
+  uint64_t *bad_vc;                      /* n: the highest view of an invalid view-change kept as evidence */
   uint32_t vc_cap;
   uint64_t nv_sent;                      /* the view whose new-view we sent (primary) */
   uint32_t nv_len;
@@ -254,6 +256,7 @@ typedef struct {
   uint8_t x_proof[PROOF_CAP];
   syn_buf_t x_buf;
   uint64_t x_progress;
+  uint32_t x_peer;                       /* the replica whose snapshot we are assembling */
 
   uint32_t fetch_peer;
   uint64_t stuck_ticks, tick_exec;
@@ -656,7 +659,7 @@ static void execute_ready(replica_t *r, syn_effects_t *fx) {
   while (!r->broken && !r->xfer) {
     uint64_t seq = r->last_exec + 1;
     slot_t *s = slot_peek(r, seq);
-    if (s == NULL || !s->committed || !s->have_batch) break;
+    if (s == NULL || !s->committed || !s->have_batch || memcmp(s->bdigest, s->digest, DIG) != 0) break;
     /* Room for one batch's delivers and replies; otherwise continue next step. */
     if (!syn_fx_room(fx, 2 * SYN_MAX_BATCH + 16,
                      (size_t)SYN_MAX_BATCH * (SYN_MAX_OP_BYTES + SYN_PBFT_MAX_RESULT_BYTES + 128) + 8192)) {
@@ -803,8 +806,11 @@ static void on_batch(replica_t *r, const syn_event_t *ev, syn_effects_t *fx) {
   if (s == NULL) { reject(fx, ev->from, SYN_PBFT_R_OUT_OF_WINDOW); return; }
   const uint8_t *d = dg(m, V_DIGEST);
   if (s->have_batch && memcmp(s->bdigest, d, DIG) == 0) return;   /* have it */
-  if ((s->have_pp && memcmp(s->digest, d, DIG) != 0) || (s->nv_fixed && memcmp(s->nv_digest, d, DIG) != 0))
-    return;   /* not the body this slot waits for */
+  /* Only the body this slot waits for: a committed slot's is fixed by its
+   * certificate, an accepted pre-prepare's or a new view's by its digest. */
+  if (s->committed || (s->have_pp && memcmp(s->digest, d, DIG) != 0) ||
+      (s->nv_fixed && memcmp(s->nv_digest, d, DIG) != 0))
+    return;
   uint8_t hd[DIG];
   syn_digest(m->b[V_BODY].ptr, m->b[V_BODY].len, hd);
   if (memcmp(hd, d, DIG) != 0 || !batch_valid(r, m->b[V_BODY].ptr, m->b[V_BODY].len)) {
@@ -864,6 +870,7 @@ static void maybe_propose(replica_t *r, syn_effects_t *fx, bool force) {
       k++;
     }
     r->rr = (r->rr + 1) % (r->clients ? r->clients : 1);
+    if (r->batch_on) { r->batch_on = false; (void)syn_fx_timer_cancel(fx, SYN_PBFT_TIMER_BATCH); }
     uint64_t seq = ++r->next_seq;
     uint8_t d[DIG];
     syn_digest(batch, len, d);
@@ -970,8 +977,11 @@ static void start_view_change(replica_t *r, syn_effects_t *fx, uint64_t view) {
   for (uint32_t c = 0; c < r->clients; c++) r->ctab[c].assigned = false;
   if (r->batch_on) { r->batch_on = false; (void)syn_fx_timer_cancel(fx, SYN_PBFT_TIMER_BATCH); }
   (void)syn_fx_trace(fx, "view change to %llu", (unsigned long long)view);
+  /* The timer for the new view starts only once 2f+1 replicas want it
+   * (handle_view_change): a replica alone ahead waits for the others
+   * instead of running further ahead of them. */
+  stop_view_timer(r, fx);
   send_view_change(r, fx);
-  arm_view_timer(r, fx);
   r->vc_attempts++;
   arm_tick(r, fx);
 }
@@ -1164,7 +1174,10 @@ static void handle_view_change(replica_t *r, syn_effects_t *fx, uint32_t from, c
   if (v->view >= view) return;
   if (frame_len > r->vc_cap || !vc_valid(r, m)) {
     reject(fx, from, SYN_PBFT_R_BAD_VIEW_CHANGE);
-    (void)syn_fx_evidence(fx, from, SYN_PBFT_R_BAD_VIEW_CHANGE, view, frame, frame_len, NULL, 0);
+    if (view > r->bad_vc[from]) {   /* one piece of evidence per sender and view */
+      r->bad_vc[from] = view;
+      (void)syn_fx_evidence(fx, from, SYN_PBFT_R_BAD_VIEW_CHANGE, view, frame, frame_len, NULL, 0);
+    }
     return;
   }
   v->view = view;
@@ -1177,6 +1190,11 @@ static void handle_view_change(replica_t *r, syn_effects_t *fx, uint32_t from, c
   for (uint32_t q = 0; q < r->n; q++)
     if (r->vcs[q].view > r->view) { ahead++; if (r->vcs[q].view < smallest) smallest = r->vcs[q].view; }
   if (ahead >= r->f + 1) start_view_change(r, fx, smallest);
+  if (r->in_vc && !r->view_timer) {
+    uint32_t want = 0;
+    for (uint32_t q = 0; q < r->n; q++) want += r->vcs[q].view == r->view;
+    if (want >= r->quorum) arm_view_timer(r, fx);
+  }
   maybe_new_view(r, fx);
   if (r->nv_pending && r->nv_view == r->view) try_new_view(r, fx, r->nv_view, r->nv_prefs, r->nv_plen, primary_of(r, r->view));
 }
@@ -1308,8 +1326,18 @@ static void on_state(replica_t *r, const syn_event_t *ev, syn_effects_t *fx) {
     start_xfer(r, fx, seq, d, m->b[ST_PROOF].ptr, m->b[ST_PROOF].len);
   }
   if (seq != r->x_seq || off != r->x_buf.len) return;   /* not the chunk we are at */
-  if (r->x_total == 0) r->x_total = total;
-  if (total != r->x_total) { reject(fx, ev->from, SYN_PBFT_R_BAD_STATE); return; }
+  /* One responder at a time: its first chunk fixes the total; the tick
+   * starts over with another replica when it stops helping. */
+  if (off == 0) { r->x_total = total; r->x_peer = ev->from; }
+  if (ev->from != r->x_peer) return;
+  if (total != r->x_total || (m->b[ST_CHUNK].len == 0 && off < total)) {
+    /* A responder that contradicts itself or stalls: start over elsewhere. */
+    reject(fx, ev->from, SYN_PBFT_R_BAD_STATE);
+    syn_buf_reset(&r->x_buf);
+    r->x_total = 0;
+    send_fetch(r, fx, seq, 0);
+    return;
+  }
   if (syn_buf_append(&r->x_buf, m->b[ST_CHUNK].ptr, m->b[ST_CHUNK].len) != 0) {
     reject(fx, ev->from, SYN_PBFT_R_BAD_STATE);
     syn_buf_reset(&r->x_buf);
@@ -1439,7 +1467,7 @@ static void on_tick(replica_t *r, syn_effects_t *fx) {
         (void)syn_fx_broadcast(fx, &m);
       }
     }
-    if (r->id == p) maybe_propose(r, fx, true);
+    if (r->id == p) maybe_propose(r, fx, false);
   }
   /* Our newest checkpoint vote until it is stable. */
   const snap_t *top = NULL;
@@ -1451,7 +1479,11 @@ static void on_tick(replica_t *r, syn_effects_t *fx) {
   else r->stuck_ticks = 0;
   r->tick_exec = r->last_exec;
   if (r->xfer) {
-    if (r->x_progress == 0) send_fetch(r, fx, r->x_seq, r->x_buf.len);
+    if (r->x_progress == 0) {   /* no chunk since the last tick: start over with the next replica */
+      syn_buf_reset(&r->x_buf);
+      r->x_total = 0;
+      send_fetch(r, fx, r->x_seq, 0);
+    }
     r->x_progress = 0;
   } else if (r->stuck_ticks >= 2) {
     send_fetch(r, fx, 0, 0);
@@ -1600,7 +1632,7 @@ static void pbft_fini(void *state) {
     for (int i = 0; i < SYN_PBFT_MAX_SNAPS; i++) syn_buf_free(&r->snaps[i].snap);
     syn_buf_free(&r->x_buf);
     syn_buf_free(&r->scratch);
-    free(r->slots); free(r->ctab); free(r->ck); free(r->vcs); free(r->hint); free(r->mem);
+    free(r->slots); free(r->ctab); free(r->ck); free(r->vcs); free(r->hint); free(r->bad_vc); free(r->mem);
     free(r);
   }
   free(p->c);
@@ -1639,8 +1671,9 @@ static int replica_init(pbft_t *p, const syn_proto_cfg_t *cfg) {
   r->ck = calloc((size_t)r->n * SYN_PBFT_CKPT_HISTORY, sizeof *r->ck);
   r->vcs = calloc(r->n, sizeof *r->vcs);
   r->hint = calloc(r->n, sizeof *r->hint);
+  r->bad_vc = calloc(r->n, sizeof *r->bad_vc);
   r->mem = calloc(1, per_slot * r->L + (size_t)r->n * r->vc_cap);
-  if (!r->slots || !r->ctab || !r->ck || !r->vcs || !r->hint || !r->mem) return -SYN_ENOMEM;
+  if (!r->slots || !r->ctab || !r->ck || !r->vcs || !r->hint || !r->bad_vc || !r->mem) return -SYN_ENOMEM;
   uint8_t *mem = r->mem;
   for (uint64_t i = 0; i < r->L; i++) {
     slot_t *s = &r->slots[i];

@@ -10,10 +10,12 @@
 
 enum { EV_FRAME = 1, EV_TIMER, EV_CALLBACK, EV_REQUEST };
 
+#define EV_TWIN 0x80         /* kind bit: the event is for a node's twin (its copy in world B) */
+
 typedef struct {
   int64_t at_ns;
   uint64_t order;          /* insertion counter: the deterministic tie-break */
-  uint8_t kind;
+  uint8_t kind;            /* EV_* | EV_TWIN */
   uint32_t node;           /* the node the event happens at */
   uint32_t from;           /* FRAME: sender · TIMER: timer id */
   uint64_t x;              /* TIMER: generation · CALLBACK: id */
@@ -40,6 +42,8 @@ struct syn_sim {
   bool *blocked;            /* n*n */
   int64_t *fifo_at;         /* n*n: last scheduled arrival per link */
   int64_t *skew_offset_ns, *skew_rate_ppm;
+  syn_node_t **twin;        /* n: a node's second instance (same id and key), or NULL */
+  bool *world_b;            /* n: an untwinned node in world B (talks to the twins) */
   syn_history_t history;
   syn_sim_stats_t stats;
   crypto_generichash_state trace;
@@ -105,13 +109,15 @@ void syn_sim_record(syn_sim_t *sim, FILE *f) { sim->record = f; }
 
 static void record_event(syn_sim_t *sim, const event_t *e) {
   static const char *const kinds[] = { "?", "frame", "timer", "callback", "request" };
-  fprintf(sim->record, "{\"t\":%lld,\"ev\":\"%s\",\"node\":%u", (long long)e->at_ns, kinds[e->kind], e->node);
-  if (e->kind == EV_FRAME) {
+  uint8_t kind = e->kind & ~EV_TWIN;
+  fprintf(sim->record, "{\"t\":%lld,\"ev\":\"%s\",\"node\":%u%s", (long long)e->at_ns, kinds[kind], e->node,
+          e->kind & EV_TWIN ? ",\"twin\":true" : "");
+  if (kind == EV_FRAME) {
     const syn_msg_def_t *def = e->len >= SYN_WIRE_HEADER_BYTES ? syn_wire_def(syn_get_u16(e->data + 5)) : NULL;
     fprintf(sim->record, ",\"from\":%u,\"type\":\"%s\",\"bytes\":%u", e->from, def ? def->name : "?", e->len);
-  } else if (e->kind == EV_TIMER) {
+  } else if (kind == EV_TIMER) {
     fprintf(sim->record, ",\"timer\":%u", e->from);
-  } else if (e->kind == EV_CALLBACK) {
+  } else if (kind == EV_CALLBACK) {
     fprintf(sim->record, ",\"id\":%llu", (unsigned long long)e->x);
   }
   fputs("}\n", sim->record);
@@ -173,12 +179,19 @@ static int64_t local_now(syn_sim_t *sim, uint32_t node) {
 static int64_t rt_now(void *ctx, const syn_node_t *n) { return local_now(ctx, n->id); }
 
 static int schedule_frame(syn_sim_t *sim, uint32_t from, uint32_t to, const uint8_t *frame,
-                          size_t len, int64_t at_ns) {
+                          size_t len, int64_t at_ns, bool to_twin) {
   uint8_t *copy = malloc(len);
   if (copy == NULL) return -SYN_ENOMEM;
   memcpy(copy, frame, len);
-  event_t e = { .at_ns = at_ns, .kind = EV_FRAME, .node = to, .from = from, .data = copy, .len = (uint32_t)len };
+  event_t e = { .at_ns = at_ns, .kind = EV_FRAME | (to_twin ? EV_TWIN : 0), .node = to, .from = from,
+                .data = copy, .len = (uint32_t)len };
   return push(sim, e);
+}
+
+/* Twins: which world a node instance lives in (false: A). */
+static bool is_twin(const syn_sim_t *sim, const syn_node_t *n) { return sim->twin[n->id] == n; }
+static bool world_of(const syn_sim_t *sim, const syn_node_t *n) {
+  return sim->twin[n->id] ? is_twin(sim, n) : sim->world_b[n->id];
 }
 
 static void rt_send(void *ctx, syn_node_t *from, uint32_t to, const uint8_t *frame, size_t len,
@@ -187,6 +200,11 @@ static void rt_send(void *ctx, syn_node_t *from, uint32_t to, const uint8_t *fra
   uint32_t f = from->id;
   sim->stats.frames_sent++;
   if (sim->blocked[(size_t)f * sim->n + to]) { sim->stats.frames_blocked++; return; }
+  /* Twins: a twinned sender reaches only its own world; a twinned receiver
+   * gets the frame at its instance in the sender's world. */
+  bool world = world_of(sim, from);
+  if (sim->twin[f] && !sim->twin[to] && sim->world_b[to] != world) { sim->stats.frames_blocked++; return; }
+  bool to_twin = sim->twin[to] != NULL && world;
   const syn_link_t *link = syn_sim_link(sim, f, to);
   if (link->loss > 0 && syn_prng_unit(&sim->prng) < link->loss) { sim->stats.frames_lost++; return; }
   int copies = 1;
@@ -201,7 +219,7 @@ static void rt_send(void *ctx, syn_node_t *from, uint32_t to, const uint8_t *fra
       if (at < *last) at = *last;
       *last = at;
     }
-    if (schedule_frame(sim, f, to, frame, len, at) != 0) sim->stats.frames_lost++;
+    if (schedule_frame(sim, f, to, frame, len, at, to_twin) != 0) sim->stats.frames_lost++;
   }
 }
 
@@ -210,7 +228,8 @@ static void rt_timer(void *ctx, syn_node_t *n, uint32_t timer, uint64_t gen, int
   if (after_ns < 0) return;   /* cancelled: the stale event is ignored by its generation */
   int64_t rate = sim->skew_rate_ppm[n->id];
   int64_t real_ns = (int64_t)((double)after_ns * 1e6 / (1e6 + (double)rate));
-  event_t e = { .at_ns = sim->now_ns + real_ns, .kind = EV_TIMER, .node = n->id, .from = timer, .x = gen };
+  event_t e = { .at_ns = sim->now_ns + real_ns, .kind = EV_TIMER | (is_twin(sim, n) ? EV_TWIN : 0), .node = n->id,
+                .from = timer, .x = gen };
   int rc = push(sim, e);
   SYN_ASSERT(rc == 0);
 }
@@ -218,6 +237,7 @@ static void rt_timer(void *ctx, syn_node_t *n, uint32_t timer, uint64_t gen, int
 static void rt_deliver(void *ctx, syn_node_t *n, uint64_t seq, uint32_t origin, uint64_t ts,
                        const uint8_t *value, size_t len) {
   syn_sim_t *sim = ctx;
+  if (is_twin(sim, n)) return;   /* the node is Byzantine; its first instance speaks for the history */
   uint8_t rec[24];
   syn_put_u32(rec, n->id); syn_put_u64(rec + 4, seq); syn_put_u32(rec + 12, origin); syn_put_u64(rec + 16, ts);
   trace_fold(sim, rec, sizeof rec);
@@ -228,6 +248,7 @@ static void rt_deliver(void *ctx, syn_node_t *n, uint64_t seq, uint32_t origin, 
 
 static void rt_commit(void *ctx, syn_node_t *n, uint64_t seq, const uint8_t *digest) {
   syn_sim_t *sim = ctx;
+  if (is_twin(sim, n)) return;
   uint8_t rec[12];
   syn_put_u32(rec, n->id); syn_put_u64(rec + 4, seq);
   trace_fold(sim, rec, sizeof rec);
@@ -264,8 +285,10 @@ int syn_sim_new(syn_sim_t **out, const syn_sim_config_t *cfg) {
   sim->fifo_at = calloc((size_t)n * n, sizeof *sim->fifo_at);
   sim->skew_offset_ns = calloc(n, sizeof *sim->skew_offset_ns);
   sim->skew_rate_ppm = calloc(n, sizeof *sim->skew_rate_ppm);
+  sim->twin = calloc(n, sizeof *sim->twin);
+  sim->world_b = calloc(n, sizeof *sim->world_b);
   if (!sim->nodes || !sim->ids || !sim->links || !sim->blocked || !sim->fifo_at ||
-      !sim->skew_offset_ns || !sim->skew_rate_ppm) { rc = -SYN_ENOMEM; goto fail; }
+      !sim->skew_offset_ns || !sim->skew_rate_ppm || !sim->twin || !sim->world_b) { rc = -SYN_ENOMEM; goto fail; }
   if ((rc = syn_fx_new(&sim->fx)) != 0) goto fail;
   if ((rc = syn_history_init(&sim->history, cfg->n)) != 0) goto fail;
   if ((rc = syn_history_set_clients(&sim->history, cfg->cfg.clients)) != 0) goto fail;
@@ -294,6 +317,9 @@ void syn_sim_free(syn_sim_t *sim) {
   free(sim->heap);
   if (sim->nodes) for (uint32_t i = 0; i < sim->n; i++) syn_node_free(sim->nodes[i]);
   free(sim->nodes);
+  if (sim->twin) for (uint32_t i = 0; i < sim->n; i++) syn_node_free(sim->twin[i]);
+  free(sim->twin);
+  free(sim->world_b);
   if (sim->ids) sodium_memzero(sim->ids, sim->n * sizeof *sim->ids);
   free(sim->ids);
   if (sim->links) for (size_t i = 0; i < (size_t)sim->n * sim->n; i++) free(sim->links[i]);
@@ -336,8 +362,8 @@ static void process(syn_sim_t *sim, event_t *e) {
   sim->stats.events++;
   trace_event(sim, e);
   if (sim->record) record_event(sim, e);
-  syn_node_t *node = e->kind == EV_CALLBACK ? NULL : sim->nodes[e->node];
-  switch (e->kind) {
+  syn_node_t *node = e->kind == EV_CALLBACK ? NULL : (e->kind & EV_TWIN) ? sim->twin[e->node] : sim->nodes[e->node];
+  switch (e->kind & ~EV_TWIN) {
   case EV_FRAME:
     if (!node->up) { sim->stats.frames_to_down_node++; node->c.down_drops++; break; }
     sim->stats.frames_delivered++;
@@ -404,13 +430,38 @@ void syn_sim_block(syn_sim_t *sim, uint32_t from, uint32_t to, bool blocked) {
 
 void syn_sim_heal(syn_sim_t *sim) { memset(sim->blocked, 0, (size_t)sim->n * sim->n * sizeof *sim->blocked); }
 
-void syn_sim_crash(syn_sim_t *sim, uint32_t node) {
-  SYN_ASSERT(node < sim->n);
-  syn_node_t *n = sim->nodes[node];
+static void crash_one(syn_node_t *n) {
   n->up = false;
   /* A crashed process loses its timers; generations make the queued ones stale. */
   for (uint32_t t = 0; t < SYN_MAX_TIMERS; t++) { n->timer_armed[t] = false; n->timer_gen[t]++; }
 }
+
+void syn_sim_crash(syn_sim_t *sim, uint32_t node) {
+  SYN_ASSERT(node < sim->n);
+  crash_one(sim->nodes[node]);
+  if (sim->twin[node]) crash_one(sim->twin[node]);
+}
+
+int syn_sim_twin(syn_sim_t *sim, uint32_t node) {
+  if (node >= sim->n) return -SYN_EINVAL;
+  if (sim->twin[node]) return -SYN_ESTATE;
+  syn_proto_cfg_t pcfg = sim->nodes[node]->cfg;
+  syn_node_t *t;
+  int rc = syn_node_new(&t, sim->cfg.proto, &pcfg, node, sim->n, &sim->ids[node], sim->cfg.crypto, &sim->rt, &sim->fx);
+  if (rc) return rc;
+  sim->twin[node] = t;
+  t->ever_byzantine = sim->nodes[node]->ever_byzantine = true;
+  sim->history.honest[node] = false;
+  syn_node_start(t);
+  return 0;
+}
+
+void syn_sim_world_b(syn_sim_t *sim, uint32_t node, bool b) {
+  SYN_ASSERT(node < sim->n);
+  sim->world_b[node] = b;
+}
+
+syn_node_t *syn_sim_twin_node(syn_sim_t *sim, uint32_t node) { return node < sim->n ? sim->twin[node] : NULL; }
 
 int syn_sim_restart(syn_sim_t *sim, uint32_t node, bool durable) {
   SYN_ASSERT(node < sim->n);
@@ -420,9 +471,11 @@ int syn_sim_restart(syn_sim_t *sim, uint32_t node, bool durable) {
     int rc = syn_node_reset(n);
     if (rc) return rc;
     syn_history_reset_node(&sim->history, node);
+    if (sim->twin[node] && (rc = syn_node_reset(sim->twin[node])) != 0) return rc;
   }
   n->up = true;
   syn_node_start(n);
+  if (sim->twin[node]) { sim->twin[node]->up = true; syn_node_start(sim->twin[node]); }
   return 0;
 }
 

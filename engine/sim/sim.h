@@ -94,6 +94,15 @@ void syn_sim_crash(syn_sim_t *sim, uint32_t node);
 /* Brings a crashed node back; without durable state the protocol restarts
  * from scratch and its delivery history starts anew. */
 int syn_sim_restart(syn_sim_t *sim, uint32_t node, bool durable);
+/* Twins: a second instance of node (same id, same key), started now; the
+ * node counts as Byzantine from then on. Two worlds: a twinned node's first
+ * instance is in world A, its twin in world B; every other node is in world
+ * A unless syn_sim_world_b put it in B. A twinned instance's frames reach
+ * only nodes of its own world; a frame to a twinned node reaches its
+ * instance in the sender's world. -SYN_ESTATE if node already has a twin. */
+int syn_sim_twin(syn_sim_t *sim, uint32_t node);
+void syn_sim_world_b(syn_sim_t *sim, uint32_t node, bool b);
+syn_node_t *syn_sim_twin_node(syn_sim_t *sim, uint32_t node);   /* NULL when none */
 /* The node's clock reads offset_ns + now · (1 + rate_ppm / 1e6). */
 void syn_sim_skew(syn_sim_t *sim, uint32_t node, int64_t offset_ns, int64_t rate_ppm);
 
