@@ -8,7 +8,7 @@ local run = require "support.sh"
 
 describe("scenarios", function()
   for _, name in ipairs({ "tom_basic", "tom_attacks", "tom_partition", "showcase",
-                          "pbft_basic", "pbft_view_change", "pbft_checkpoint" }) do
+                          "pbft_basic", "pbft_view_change", "pbft_checkpoint", "pbft_regressions" }) do
     it(name .. " passes its own checks", function()
       local out, rc = run("./synod run scenarios/" .. name .. ".lua")
       local verdict = out:match("\n(verdict: [^\n]*)\nrc=")

@@ -154,7 +154,7 @@ static const char *const pbft_reasons[SYN_PBFT_NREASONS] = {
   [SYN_PBFT_R_BAD_STATE] = "bad_state", [SYN_PBFT_R_BAD_ENTRY] = "bad_entry",
   [SYN_PBFT_R_STALE] = "stale", [SYN_PBFT_R_QUEUE_FULL] = "queue_full",
   [SYN_PBFT_R_BAD_REPLY] = "bad_reply", [SYN_PBFT_R_NOT_CLIENT] = "not_client",
-  [SYN_PBFT_R_DIVERGED] = "diverged",
+  [SYN_PBFT_R_DIVERGED] = "diverged", [SYN_PBFT_R_BAD_DIGEST] = "bad_digest",
 };
 
 /* ---- state ---- */
@@ -179,12 +179,15 @@ typedef struct {
   uint32_t blen;
   bool sent_prepare, prepared, sent_commit, committed;
   uint64_t c_view;           /* the view it committed in */
+  int64_t pp_at_ns;          /* when its pre-prepare was accepted (retransmit only older ones) */
   bool nv_fixed;             /* the O set of the current view fixes its digest */
   uint8_t nv_digest[DIG];
   uint64_t p_view;           /* prepared certificate (a P-set entry); cert_len 0: none */
   uint32_t cert_len;
   uint8_t *batch;            /* SYN_PBFT_MAX_BATCH_BYTES */
   uint8_t *cert;             /* cert_cap */
+  uint8_t *ccert;            /* the commit certificate it committed with: quorum commit frames */
+  uint32_t ccert_len;
   vote_t *prep, *comm;       /* per replica */
 } slot_t;
 
@@ -336,10 +339,10 @@ static slot_t *slot_peek(replica_t *r, uint64_t seq) {
 }
 
 static void slot_clear(replica_t *r, slot_t *s) {
-  uint8_t *batch = s->batch, *cert = s->cert;
+  uint8_t *batch = s->batch, *cert = s->cert, *ccert = s->ccert;
   vote_t *prep = s->prep, *comm = s->comm;
   memset(s, 0, sizeof *s);
-  s->batch = batch; s->cert = cert; s->prep = prep; s->comm = comm;
+  s->batch = batch; s->cert = cert; s->ccert = ccert; s->prep = prep; s->comm = comm;
   for (uint32_t i = 0; i < r->n; i++) { prep[i].len = 0; prep[i].view = 0; comm[i].len = 0; comm[i].view = 0; }
 }
 
@@ -656,7 +659,7 @@ static void maybe_propose(replica_t *r, syn_effects_t *fx, bool force);
 
 static void execute_ready(replica_t *r, syn_effects_t *fx) {
   bool progressed = false;
-  while (!r->broken && !r->xfer) {
+  while (!r->broken) {
     uint64_t seq = r->last_exec + 1;
     slot_t *s = slot_peek(r, seq);
     if (s == NULL || !s->committed || !s->have_batch || memcmp(s->bdigest, s->digest, DIG) != 0) break;
@@ -675,6 +678,13 @@ static void execute_ready(replica_t *r, syn_effects_t *fx) {
     if (seq % r->K == 0) take_checkpoint(r, fx, seq);
   }
   if (!progressed) return;
+  if (r->xfer && r->last_exec >= r->x_seq) {
+    /* Caught up by executing while the transfer ran: it is not needed. */
+    r->xfer = false;
+    syn_buf_reset(&r->x_buf);
+    snap_t *sn = snap_find(r, r->x_seq);
+    if (sn && memcmp(sn->d, r->x_d, DIG) == 0) advance(r, fx, r->x_seq, r->x_d, r->x_proof, r->x_proof_len);
+  }
   r->vc_attempts = 0;
   if (!is_primary(r) && !r->in_vc) {
     if (has_pending(r)) arm_view_timer(r, fx);   /* restart for what still waits */
@@ -728,6 +738,13 @@ static void progress(replica_t *r, syn_effects_t *fx, slot_t *s) {
   if (s->prepared && !s->committed && count_votes(r, s->comm, s->view, s->digest, UINT32_MAX) >= r->quorum) {
     s->committed = true;
     s->c_view = s->view;
+    /* Keep the certificate: later views' votes overwrite the rows. */
+    uint32_t len = 0, k = 0;
+    for (uint32_t q = 0; q < r->n && k < r->quorum; q++) {
+      const vote_t *v = &s->comm[q];
+      if (v->len && v->view == s->view && memcmp(v->d, s->digest, DIG) == 0) { len += put_item(s->ccert + len, v->frame, v->len); k++; }
+    }
+    s->ccert_len = len;
     execute_ready(r, fx);
   }
 }
@@ -750,7 +767,7 @@ static void note_view(replica_t *r, syn_effects_t *fx, uint32_t from, uint64_t v
 /* Common checks of pre-prepare, prepare and commit: the slot or NULL (rejected). */
 static slot_t *vote_slot(replica_t *r, const syn_event_t *ev, syn_effects_t *fx) {
   const syn_msg_t *m = ev->msg;
-  if (!digest_ok(m, V_DIGEST) || ev->frame_len > SMALL_CAP) { reject(fx, ev->from, SYN_PBFT_R_BAD_BATCH); return NULL; }
+  if (!digest_ok(m, V_DIGEST) || ev->frame_len > SMALL_CAP) { reject(fx, ev->from, SYN_PBFT_R_BAD_DIGEST); return NULL; }
   if (m->u[V_VIEW] != r->view || r->in_vc) {
     reject(fx, ev->from, m->u[V_VIEW] > r->view ? SYN_PBFT_R_WRONG_VIEW : SYN_PBFT_R_STALE);
     if (m->u[V_VIEW] > r->view) note_view(r, fx, ev->from, m->u[V_VIEW]);
@@ -784,6 +801,7 @@ static void on_pre_prepare(replica_t *r, const syn_event_t *ev, syn_effects_t *f
   }
   if (s->nv_fixed && memcmp(s->nv_digest, d, DIG) != 0) { reject(fx, ev->from, SYN_PBFT_R_BAD_NEW_VIEW); return; }
   s->have_pp = true;
+  s->pp_at_ns = ev->now_ns;
   s->view = m->u[V_VIEW];
   memcpy(s->digest, d, DIG);
   memcpy(s->pp, ev->frame, ev->frame_len);
@@ -799,7 +817,7 @@ static void on_pre_prepare(replica_t *r, const syn_event_t *ev, syn_effects_t *f
 
 static void on_batch(replica_t *r, const syn_event_t *ev, syn_effects_t *fx) {
   const syn_msg_t *m = ev->msg;
-  if (!digest_ok(m, V_DIGEST)) { reject(fx, ev->from, SYN_PBFT_R_BAD_BATCH); return; }
+  if (!digest_ok(m, V_DIGEST)) { reject(fx, ev->from, SYN_PBFT_R_BAD_DIGEST); return; }
   uint64_t seq = m->u[V_SEQ];
   if (seq <= r->h) return;
   slot_t *s = slot_at(r, seq);
@@ -973,7 +991,7 @@ static void start_view_change(replica_t *r, syn_effects_t *fx, uint64_t view) {
   r->view = view;
   r->in_vc = true;
   r->view_changes++;
-  r->nv_pending = false;
+  if (r->nv_view != view) r->nv_pending = false;   /* a new-view for this view may already wait */
   for (uint32_t c = 0; c < r->clients; c++) r->ctab[c].assigned = false;
   if (r->batch_on) { r->batch_on = false; (void)syn_fx_timer_cancel(fx, SYN_PBFT_TIMER_BATCH); }
   (void)syn_fx_trace(fx, "view change to %llu", (unsigned long long)view);
@@ -1079,6 +1097,7 @@ static void enter_view(replica_t *r, syn_effects_t *fx, uint64_t view, const ose
     for (uint64_t seq = o->min_s + 1; seq <= o->max_s; seq++) {
       if (seq <= r->h) continue;
       const uint8_t *d = o->d[seq - o->min_s - 1];
+      if (!syn_fx_room(fx, 2, 512)) break;   /* the tick retransmits what is missing */
       send_vote(fx, K_PRE_PREPARE, true, 0, view, seq, d);
       slot_t *s = slot_peek(r, seq);
       if (s && s->have_batch && s->blen > 0) { s->view = view; send_batch(r, fx, true, 0, s); }
@@ -1171,7 +1190,17 @@ static void handle_view_change(replica_t *r, syn_effects_t *fx, uint32_t from, c
     if (view == r->view && is_primary(r) && r->nv_sent == r->view && from != r->id) send_new_view(r, fx);
     return;
   }
-  if (v->view >= view) return;
+  if (v->view > view) return;
+  if (v->view == view) {
+    /* Another copy of one we hold: taken only when a pending new-view names it. */
+    uint8_t d[DIG];
+    syn_digest(frame, frame_len, d);
+    if (memcmp(d, v->d, DIG) == 0 || !r->nv_pending || r->nv_view != view) return;
+    bool named = false;
+    for (uint32_t i = 0; i + 4 + DIG <= r->nv_plen; i += 4 + DIG)
+      named |= syn_get_u32(r->nv_prefs + i) == from && memcmp(r->nv_prefs + i + 4, d, DIG) == 0;
+    if (!named) return;
+  }
   if (frame_len > r->vc_cap || !vc_valid(r, m)) {
     reject(fx, from, SYN_PBFT_R_BAD_VIEW_CHANGE);
     if (view > r->bad_vc[from]) {   /* one piece of evidence per sender and view */
@@ -1234,18 +1263,12 @@ static void send_entries(replica_t *r, syn_effects_t *fx, uint32_t to, uint64_t 
   for (uint64_t seq = have + 1; seq <= r->last_exec && sent < SYN_PBFT_MAX_FETCH_ENTRIES; seq++) {
     const slot_t *s = slot_peek(r, seq);
     if (s == NULL || !s->committed || !s->have_batch) return;
-    uint8_t cert[PROOF_CAP];
-    uint32_t len = 0, k = 0;
-    for (uint32_t q = 0; q < r->n && k < r->quorum; q++) {
-      const vote_t *v = &s->comm[q];
-      if (v->len && v->view == s->c_view && memcmp(v->d, s->bdigest, DIG) == 0) { len += put_item(cert + len, v->frame, v->len); k++; }
-    }
-    if (k < r->quorum || !syn_fx_room(fx, 1, s->blen + len + 256)) return;
+    if (s->ccert_len == 0 || !syn_fx_room(fx, 1, s->blen + s->ccert_len + 256)) return;
     syn_msg_t m = { .def = &pbft_msgs[K_ENTRY] };
     m.u[V_VIEW] = s->c_view; m.u[V_SEQ] = seq;
     m.b[V_DIGEST] = (syn_bytes_t){ s->bdigest, DIG };
     m.b[V_BODY] = (syn_bytes_t){ s->batch, s->blen };
-    m.b[V_CERT] = (syn_bytes_t){ cert, len };
+    m.b[V_CERT] = (syn_bytes_t){ s->ccert, s->ccert_len };
     (void)syn_fx_send(fx, to, &m);
     sent++;
   }
@@ -1254,18 +1277,21 @@ static void send_entries(replica_t *r, syn_effects_t *fx, uint32_t to, uint64_t 
 static void on_fetch(replica_t *r, const syn_event_t *ev, syn_effects_t *fx) {
   if (ev->from >= r->n) { reject(fx, ev->from, SYN_PBFT_R_NOT_CLIENT); return; }
   const syn_msg_t *m = ev->msg;
-  uint64_t have = m->u[FE_HAVE];
-  if (have < r->h) {
-    snap_t *s = snap_find(r, r->h);
-    if (s == NULL || r->h_proof_len == 0) return;
-    uint64_t off = m->u[FE_SEQ] == r->h ? m->u[FE_OFFSET] : 0;
+  uint64_t have = m->u[FE_HAVE], want = m->u[FE_SEQ];
+  /* The snapshot asked for if we hold it (stable here or not: the asker
+   * has its proof), else our stable one with its proof. */
+  snap_t *held = want > have ? snap_find(r, want) : NULL;
+  if (held || have < r->h) {
+    snap_t *s = held ? held : snap_find(r, r->h);
+    if (s == NULL || (!held && r->h_proof_len == 0)) return;
+    uint64_t off = held ? m->u[FE_OFFSET] : want == r->h ? m->u[FE_OFFSET] : 0;
     if (off > s->snap.len) off = 0;
     uint64_t n = s->snap.len - off;
     if (n > SYN_PBFT_CHUNK_BYTES) n = SYN_PBFT_CHUNK_BYTES;
     if (!syn_fx_room(fx, 1, n + PROOF_CAP + 256)) return;
     syn_msg_t st = { .def = &pbft_msgs[K_STATE] };
-    st.u[ST_SEQ] = r->h; st.u[ST_OFFSET] = off; st.u[ST_TOTAL] = s->snap.len;
-    st.b[ST_PROOF] = (syn_bytes_t){ r->h_proof, r->h_proof_len };
+    st.u[ST_SEQ] = s->seq; st.u[ST_OFFSET] = off; st.u[ST_TOTAL] = s->snap.len;
+    if (s->seq == r->h) st.b[ST_PROOF] = (syn_bytes_t){ r->h_proof, r->h_proof_len };
     st.b[ST_CHUNK] = (syn_bytes_t){ s->snap.data + off, (uint32_t)n };
     (void)syn_fx_send(fx, ev->from, &st);
     return;
@@ -1320,7 +1346,7 @@ static void on_state(replica_t *r, const syn_event_t *ev, syn_effects_t *fx) {
     reject(fx, ev->from, SYN_PBFT_R_BAD_STATE);
     return;
   }
-  if (!r->xfer || seq > r->x_seq) {
+  if (!(r->xfer && seq == r->x_seq) && (!r->xfer || seq > r->x_seq)) {
     uint8_t d[DIG];
     if (!proof_valid(r, m->b[ST_PROOF].ptr, m->b[ST_PROOF].len, seq, d)) { reject(fx, ev->from, SYN_PBFT_R_BAD_STATE); return; }
     start_xfer(r, fx, seq, d, m->b[ST_PROOF].ptr, m->b[ST_PROOF].len);
@@ -1328,7 +1354,10 @@ static void on_state(replica_t *r, const syn_event_t *ev, syn_effects_t *fx) {
   if (seq != r->x_seq || off != r->x_buf.len) return;   /* not the chunk we are at */
   /* One responder at a time: its first chunk fixes the total; the tick
    * starts over with another replica when it stops helping. */
-  if (off == 0) { r->x_total = total; r->x_peer = ev->from; }
+  if (off == 0) {
+    if (ev->from != r->fetch_peer) return;   /* only the replica we asked */
+    r->x_total = total; r->x_peer = ev->from;
+  }
   if (ev->from != r->x_peer) return;
   if (total != r->x_total || (m->b[ST_CHUNK].len == 0 && off < total)) {
     /* A responder that contradicts itself or stalls: start over elsewhere. */
@@ -1416,6 +1445,8 @@ static void on_entry(replica_t *r, const syn_event_t *ev, syn_effects_t *fx) {
   s->blen = m->b[V_BODY].len;
   memcpy(s->bdigest, d, DIG);
   memcpy(s->digest, d, DIG);
+  memcpy(s->ccert, m->b[V_CERT].ptr, m->b[V_CERT].len);
+  s->ccert_len = m->b[V_CERT].len;
   s->have_batch = true;
   s->committed = true;
   s->c_view = view;
@@ -1441,17 +1472,25 @@ static bool outstanding(const replica_t *r) {
   return false;
 }
 
-static void on_tick(replica_t *r, syn_effects_t *fx) {
+static void on_tick(replica_t *r, int64_t now_ns, syn_effects_t *fx) {
   r->tick_on = false;
   if (r->in_vc) {
     const vcrec_t *own = &r->vcs[r->id];
-    if (own->view == r->view) send_view_change(r, fx);
+    syn_frame_t f; syn_msg_t m;
+    /* The same bytes again (signatures are deterministic): the copy a
+     * new-view names must stay the copy everyone holds. */
+    if (own->view == r->view && syn_fx_room(fx, 1, own->len + 256) &&
+        syn_wire_frame_decode(own->frame, own->len, &f, &m) == 0)
+      (void)syn_fx_broadcast(fx, &m);
+    else if (own->view != r->view)
+      send_view_change(r, fx);
     maybe_new_view(r, fx);
   } else {
     uint32_t p = primary_of(r, r->view);
     for (uint64_t seq = r->last_exec + 1; seq <= r->h + r->L && seq <= r->max_seen; seq++) {
       slot_t *s = slot_peek(r, seq);
       if (s == NULL || !syn_fx_room(fx, 8, 4096)) continue;
+      if (s->have_pp && s->view == r->view && now_ns - s->pp_at_ns < r->tick_ns) continue;   /* still fresh */
       if (s->have_pp && s->view == r->view) {
         if (r->id == p) { send_vote(fx, K_PRE_PREPARE, true, 0, s->view, seq, s->digest); if (s->blen) send_batch(r, fx, true, 0, s); }
         if (s->sent_prepare) send_vote(fx, K_PREPARE, true, 0, s->view, seq, s->digest);
@@ -1502,6 +1541,7 @@ static void replica_step(replica_t *r, const syn_event_t *ev, syn_effects_t *fx)
   switch (ev->kind) {
   case SYN_EV_START:
     r->tick_on = r->view_timer = r->exec_on = r->batch_on = false;   /* a restart lost its timers */
+    send_fetch(r, fx, 0, 0);   /* a restarted replica learns where the others are */
     if (outstanding(r)) arm_tick(r, fx);
     if (r->in_vc || (!is_primary(r) && has_pending(r))) arm_view_timer(r, fx);
     return;
@@ -1509,7 +1549,7 @@ static void replica_step(replica_t *r, const syn_event_t *ev, syn_effects_t *fx)
     return;   /* replicas take requests from clients, as messages */
   case SYN_EV_TIMER:
     switch (ev->timer) {
-    case SYN_PBFT_TIMER_TICK: on_tick(r, fx); break;
+    case SYN_PBFT_TIMER_TICK: on_tick(r, ev->now_ns, fx); break;
     case SYN_PBFT_TIMER_EXEC: r->exec_on = false; execute_ready(r, fx); break;
     case SYN_PBFT_TIMER_BATCH: r->batch_on = false; maybe_propose(r, fx, true); break;
     case SYN_PBFT_TIMER_VIEW:
@@ -1605,15 +1645,19 @@ static void client_step(client_t *c, const syn_event_t *ev, syn_effects_t *fx) {
   rp->len = m->b[RP_RESULT].len;
   memcpy(rp->res, m->b[RP_RESULT].ptr, rp->len);
   uint32_t match = 0;
-  uint64_t view = 0;
+  uint64_t views[SYN_PBFT_MAX_REPLICAS];
   for (uint32_t q = 0; q < c->n; q++) {
     const creply_t *o = &c->rep[q];
-    if (o->have && o->seq == rp->seq && o->len == rp->len && memcmp(o->res, rp->res, rp->len) == 0) {
-      match++;
-      if (o->view > view) view = o->view;
-    }
+    if (o->have && o->seq == rp->seq && o->len == rp->len && memcmp(o->res, rp->res, rp->len) == 0)
+      views[match++] = o->view;
   }
   if (match < c->f + 1) return;
+  /* The view at least f+1 of them report (so one honest replica does):
+   * the (f+1)-th largest. */
+  for (uint32_t i = 0; i <= c->f; i++)
+    for (uint32_t j = i + 1; j < match; j++)
+      if (views[j] > views[i]) { uint64_t t = views[i]; views[i] = views[j]; views[j] = t; }
+  uint64_t view = views[c->f];
   (void)syn_fx_deliver(fx, c->ts, c->id, rp->seq, rp->res, rp->len);
   if (view > c->view) c->view = view;
   c->busy = false;
@@ -1665,7 +1709,7 @@ static int replica_init(pbft_t *p, const syn_proto_cfg_t *cfg) {
   if (vcb > MAX_VC_PAYLOAD) return -SYN_ELIMIT;
   r->vc_cap = (uint32_t)syn_wire_frame_size((size_t)vcb);
   r->cert_cap = 4 + SMALL_CAP + 2 * r->f * (4 + SMALL_CAP);
-  size_t per_slot = SYN_PBFT_MAX_BATCH_BYTES + r->cert_cap + 2 * (size_t)r->n * sizeof(vote_t);
+  size_t per_slot = SYN_PBFT_MAX_BATCH_BYTES + r->cert_cap + PROOF_CAP + 2 * (size_t)r->n * sizeof(vote_t);
   r->slots = calloc(r->L, sizeof *r->slots);
   r->ctab = calloc(r->clients ? r->clients : 1, sizeof *r->ctab);
   r->ck = calloc((size_t)r->n * SYN_PBFT_CKPT_HISTORY, sizeof *r->ck);
@@ -1679,6 +1723,7 @@ static int replica_init(pbft_t *p, const syn_proto_cfg_t *cfg) {
     slot_t *s = &r->slots[i];
     s->batch = mem; mem += SYN_PBFT_MAX_BATCH_BYTES;
     s->cert = mem; mem += r->cert_cap;
+    s->ccert = mem; mem += PROOF_CAP;
     s->prep = (vote_t *)(void *)mem; mem += r->n * sizeof(vote_t);
     s->comm = (vote_t *)(void *)mem; mem += r->n * sizeof(vote_t);
   }
