@@ -1709,25 +1709,29 @@ static int replica_init(pbft_t *p, const syn_proto_cfg_t *cfg) {
   if (vcb > MAX_VC_PAYLOAD) return -SYN_ELIMIT;
   r->vc_cap = (uint32_t)syn_wire_frame_size((size_t)vcb);
   r->cert_cap = 4 + SMALL_CAP + 2 * r->f * (4 + SMALL_CAP);
-  size_t per_slot = SYN_PBFT_MAX_BATCH_BYTES + r->cert_cap + PROOF_CAP + 2 * (size_t)r->n * sizeof(vote_t);
+  /* One arena; each piece rounded up to 8 bytes so the vote rows that
+   * follow stay aligned. */
+#define A8(x) (((size_t)(x) + 7) & ~(size_t)7)
+  size_t per_slot = A8(SYN_PBFT_MAX_BATCH_BYTES) + A8(r->cert_cap) + A8(PROOF_CAP) + 2 * (size_t)r->n * sizeof(vote_t);
   r->slots = calloc(r->L, sizeof *r->slots);
   r->ctab = calloc(r->clients ? r->clients : 1, sizeof *r->ctab);
   r->ck = calloc((size_t)r->n * SYN_PBFT_CKPT_HISTORY, sizeof *r->ck);
   r->vcs = calloc(r->n, sizeof *r->vcs);
   r->hint = calloc(r->n, sizeof *r->hint);
   r->bad_vc = calloc(r->n, sizeof *r->bad_vc);
-  r->mem = calloc(1, per_slot * r->L + (size_t)r->n * r->vc_cap);
+  r->mem = calloc(1, per_slot * r->L + (size_t)r->n * A8(r->vc_cap));
   if (!r->slots || !r->ctab || !r->ck || !r->vcs || !r->hint || !r->bad_vc || !r->mem) return -SYN_ENOMEM;
   uint8_t *mem = r->mem;
   for (uint64_t i = 0; i < r->L; i++) {
     slot_t *s = &r->slots[i];
-    s->batch = mem; mem += SYN_PBFT_MAX_BATCH_BYTES;
-    s->cert = mem; mem += r->cert_cap;
-    s->ccert = mem; mem += PROOF_CAP;
+    s->batch = mem; mem += A8(SYN_PBFT_MAX_BATCH_BYTES);
+    s->cert = mem; mem += A8(r->cert_cap);
+    s->ccert = mem; mem += A8(PROOF_CAP);
     s->prep = (vote_t *)(void *)mem; mem += r->n * sizeof(vote_t);
     s->comm = (vote_t *)(void *)mem; mem += r->n * sizeof(vote_t);
   }
-  for (uint32_t q = 0; q < r->n; q++) { r->vcs[q].frame = mem; mem += r->vc_cap; }
+  for (uint32_t q = 0; q < r->n; q++) { r->vcs[q].frame = mem; mem += A8(r->vc_cap); }
+#undef A8
   syn_buf_init(&r->x_buf, SYN_PBFT_MAX_STATE_BYTES);
   syn_buf_init(&r->scratch, 0);
   size_t scratch = r->vc_cap > SYN_PBFT_MAX_BATCH_BYTES ? r->vc_cap : SYN_PBFT_MAX_BATCH_BYTES;
