@@ -263,12 +263,20 @@ int syn_node_receive(syn_node_t *node, const uint8_t *frame, size_t len) {
   if (rc) return drop(node, rc);
   if (f.sender >= node->n || f.sender == node->id) return drop(node, -SYN_ESENDER);
   if (strcmp(f.def->proto, node->proto->name) != 0) return drop(node, -SYN_ETYPE);
+  /* Cost order: shape, then the protocol's cheap look, then the signature. */
+  rc = syn_wire_decode_payload(f.def, f.payload, f.payload_len, &m);
+  if (rc) return drop(node, rc);
+  if (node->proto->admit) {
+    int reason = node->proto->admit(node->state, f.sender, &m);
+    if (reason >= 0) {
+      if (reason < SYN_MAX_REASONS) node->c.rejected[reason]++;
+      return 0;
+    }
+  }
   if (node->sign) {
     rc = syn_crypto_verify_frame(node->cfg.ring, frame, &f);
     if (rc) return drop(node, rc);
   }
-  rc = syn_wire_decode_payload(f.def, f.payload, f.payload_len, &m);
-  if (rc) return drop(node, rc);
   node->c.received++;
   if (node->behavior.on_receive) {
     syn_msg_t out;

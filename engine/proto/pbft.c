@@ -31,8 +31,11 @@
  * a replica's own votes are signed frames in its certificates too.
  *
  * ---- validation, in cost order ----
- * Size and shape (wire), then view, sender role and watermarks, then
- * digests, then the signatures of embedded frames, then protocol rules.
+ * Size and shape (wire), then pbft_admit before the frame's signature is
+ * verified (stale views, garbage-collected slots, malformed digests: what
+ * the content alone condemns), then the signature (node/), then view,
+ * sender role and watermarks, then digests, then the signatures of
+ * embedded frames, then protocol rules.
  * Two pre-prepares for one (view, seq), two prepares or commits for one
  * slot, two checkpoint digests for one seq from one replica are kept as
  * evidence with both signed frames.
@@ -164,6 +167,7 @@ typedef struct {
   uint64_t seq;
   uint8_t d[DIG];
   uint16_t len;
+  bool accused;              /* a conflicting vote was kept as evidence already */
   uint8_t frame[SMALL_CAP];
 } vote_t;
 
@@ -178,6 +182,7 @@ typedef struct {
   uint8_t bdigest[DIG];
   uint32_t blen;
   bool sent_prepare, prepared, sent_commit, committed;
+  bool accused;              /* the primary's second pre-prepare was kept as evidence already */
   uint64_t c_view;           /* the view it committed in */
   int64_t pp_at_ns;          /* when its pre-prepare was accepted (retransmit only older ones) */
   bool nv_fixed;             /* the O set of the current view fixes its digest */
@@ -608,13 +613,15 @@ static void on_checkpoint(replica_t *r, const syn_event_t *ev, syn_effects_t *fx
     if (v->len && v->seq == seq) {
       if (memcmp(v->d, dg(m, CK_DIGEST), DIG) != 0) {
         reject(fx, ev->from, SYN_PBFT_R_CONFLICT);
-        (void)syn_fx_evidence(fx, ev->from, SYN_PBFT_R_CONFLICT, seq, v->frame, v->len, ev->frame, ev->frame_len);
+        if (!v->accused)
+          (void)syn_fx_evidence(fx, ev->from, SYN_PBFT_R_CONFLICT, seq, v->frame, v->len, ev->frame, ev->frame_len);
+        v->accused = true;
       }
       return;
     }
     if (slot == NULL || v->len == 0 || (slot->len && v->seq < slot->seq)) slot = v;
   }
-  slot->seq = seq; slot->view = 0;
+  slot->seq = seq; slot->view = 0; slot->accused = false;
   memcpy(slot->d, dg(m, CK_DIGEST), DIG);
   memcpy(slot->frame, ev->frame, ev->frame_len);
   slot->len = (uint16_t)ev->frame_len;
@@ -795,11 +802,18 @@ static void on_pre_prepare(replica_t *r, const syn_event_t *ev, syn_effects_t *f
   if (s->have_pp && s->view == m->u[V_VIEW]) {
     if (memcmp(s->digest, d, DIG) != 0) {
       reject(fx, ev->from, SYN_PBFT_R_EQUIVOCATION);
-      (void)syn_fx_evidence(fx, ev->from, SYN_PBFT_R_EQUIVOCATION, s->seq, s->pp, s->pp_len, ev->frame, ev->frame_len);
+      if (!s->accused)
+        (void)syn_fx_evidence(fx, ev->from, SYN_PBFT_R_EQUIVOCATION, s->seq, s->pp, s->pp_len, ev->frame, ev->frame_len);
+      s->accused = true;
     }
     return;
   }
   if (s->nv_fixed && memcmp(s->nv_digest, d, DIG) != 0) { reject(fx, ev->from, SYN_PBFT_R_BAD_NEW_VIEW); return; }
+  if (s->committed && memcmp(s->digest, d, DIG) != 0) {
+    /* A certificate decided this slot: another digest is a lie (or stale). */
+    reject(fx, ev->from, SYN_PBFT_R_EQUIVOCATION);
+    return;
+  }
   s->have_pp = true;
   s->pp_at_ns = ev->now_ns;
   s->view = m->u[V_VIEW];
@@ -853,11 +867,13 @@ static void on_vote(replica_t *r, const syn_event_t *ev, syn_effects_t *fx, bool
   if (v->len && v->view == m->u[V_VIEW]) {
     if (memcmp(v->d, d, DIG) != 0) {
       reject(fx, ev->from, SYN_PBFT_R_CONFLICT);
-      (void)syn_fx_evidence(fx, ev->from, SYN_PBFT_R_CONFLICT, s->seq, v->frame, v->len, ev->frame, ev->frame_len);
+      if (!v->accused)
+        (void)syn_fx_evidence(fx, ev->from, SYN_PBFT_R_CONFLICT, s->seq, v->frame, v->len, ev->frame, ev->frame_len);
+      v->accused = true;
     }
     return;
   }
-  v->view = m->u[V_VIEW]; v->seq = s->seq;
+  v->view = m->u[V_VIEW]; v->seq = s->seq; v->accused = false;
   memcpy(v->d, d, DIG);
   memcpy(v->frame, ev->frame, ev->frame_len);
   v->len = (uint16_t)ev->frame_len;
@@ -1081,6 +1097,15 @@ static void enter_view(replica_t *r, syn_effects_t *fx, uint64_t view, const ose
     }
     if (s == NULL) s = slot_at(r, seq);
     const uint8_t *d = o->d[seq - o->min_s - 1];
+    if (s->committed) {
+      /* Decided by a certificate: the O set can only name the same digest
+       * (quorum intersection); the slot's digest and body stay as they are. */
+      s->have_pp = false;
+      s->nv_fixed = true;
+      memcpy(s->nv_digest, s->digest, DIG);
+      s->sent_prepare = s->prepared = s->sent_commit = false;
+      continue;
+    }
     s->have_pp = false;
     s->nv_fixed = true;
     memcpy(s->nv_digest, d, DIG);
@@ -1434,7 +1459,8 @@ static void on_entry(replica_t *r, const syn_event_t *ev, syn_effects_t *fx) {
     }
     seen[f.sender / 64] |= 1ull << (f.sender % 64);
     vote_t *v = &s->comm[f.sender];
-    v->view = view; v->seq = seq; memcpy(v->d, d, DIG); memcpy(v->frame, item, ilen); v->len = (uint16_t)ilen;
+    v->view = view; v->seq = seq; v->accused = false;
+    memcpy(v->d, d, DIG); memcpy(v->frame, item, ilen); v->len = (uint16_t)ilen;
     count++;
   }
   if (k != 0 || count < r->quorum || !batch_valid(r, m->b[V_BODY].ptr, m->b[V_BODY].len)) {
@@ -1450,6 +1476,10 @@ static void on_entry(replica_t *r, const syn_event_t *ev, syn_effects_t *fx) {
   s->have_batch = true;
   s->committed = true;
   s->c_view = view;
+  /* The certificate decides the slot: no more votes of ours for it (a
+   * vote resent now would carry the certified digest, not the one we
+   * voted for, and look like a second vote). */
+  s->have_pp = false;
   if (seq > r->max_seen) r->max_seen = seq;
   execute_ready(r, fx);
   if (r->last_exec < r->max_seen && r->last_exec >= seq) send_fetch(r, fx, 0, 0);
@@ -1580,6 +1610,29 @@ static void replica_step(replica_t *r, const syn_event_t *ev, syn_effects_t *fx)
   case SYN_PBFT_VC_FETCH: on_vc_fetch(r, ev, fx); break;
   case SYN_PBFT_RELAY: on_relay(r, ev, fx); break;
   default: reject(fx, ev->from, SYN_PBFT_R_BAD_REQUEST); break;   /* a reply sent to a replica */
+  }
+}
+
+/* Before the signature: what the content alone condemns (stale views and
+ * garbage-collected slots, malformed digests, clients speaking out of
+ * turn). Nothing here trusts the sender field. */
+static int pbft_admit(const void *state, uint32_t from, const syn_msg_t *m) {
+  const pbft_t *p = state;
+  const replica_t *r = p->r;
+  if (r == NULL) return -1;
+  switch (m->def->type) {
+  case SYN_PBFT_PRE_PREPARE: case SYN_PBFT_PREPARE: case SYN_PBFT_COMMIT:
+    if (!digest_ok(m, V_DIGEST)) return SYN_PBFT_R_BAD_DIGEST;
+    if (m->u[V_VIEW] < r->view) return SYN_PBFT_R_STALE;
+    if (m->u[V_SEQ] <= r->h) return SYN_PBFT_R_STALE;
+    return -1;
+  case SYN_PBFT_CHECKPOINT:
+    if (!digest_ok(m, CK_DIGEST) || m->u[CK_SEQ] == 0 || m->u[CK_SEQ] % r->K != 0) return SYN_PBFT_R_BAD_CHECKPOINT;
+    return m->u[CK_SEQ] <= r->h ? SYN_PBFT_R_STALE : -1;
+  case SYN_PBFT_REQUEST:
+    return from >= r->n + r->clients ? SYN_PBFT_R_NOT_CLIENT : -1;
+  default:
+    return -1;
   }
 }
 
@@ -1820,5 +1873,6 @@ const syn_proto_t syn_pbft_proto = {
   .init = pbft_init,
   .fini = pbft_fini,
   .step = pbft_step,
+  .admit = pbft_admit,
   .status = pbft_status,
 };

@@ -142,6 +142,12 @@ typedef struct syn_proto {
   /* Releases what init acquired (NULL when nothing); then the state may be re-inited. */
   void (*fini)(void *state);
   void (*step)(void *state, const syn_event_t *ev, syn_effects_t *fx);
+  /* Optional, read-only: a cheap look at a decoded message before its
+   * signature is verified (validation in cost order). Returns -1 to go on,
+   * or the reason index it is refused for (counted; the message is
+   * dropped). Must refuse only what the message's content alone condemns
+   * whoever sent it: nothing that depends on trusting the sender field. */
+  int (*admit)(const void *state, uint32_t from, const syn_msg_t *m);
   void (*status)(const void *state, syn_status_fn fn, void *ctx);
 } syn_proto_t;
 

@@ -5,7 +5,8 @@
 -- A thin wrapper of behaviors.silent: it adds only the moment silence
 -- starts, which the generic one lacks.
 --   after = "200ms"       silent from this virtual time on (default: at once)
---   after_messages = 40   let this many matching messages out first
+--   after_messages = 40   let this many matching messages out first (one
+--                         per destination: a broadcast to 3 peers is 3)
 --   types = { … }         what it withholds (default pre-prepare, batch)
 --   peers = { … }         from whom (default every peer)
 -- Defence: the view-change timer. Clients that get no reply broadcast their

@@ -24,7 +24,7 @@ return function(opts)
   local match = util.filter { types = opts.types or { "pre-prepare" } }
   return {
     on_send = function(node, msg, to)
-      if match(node, msg, to) and msg.view % node.sim:nodes().n == node.id then
+      if match(node, msg, to) and msg.view ~= nil and msg.view % node.sim:nodes().n == node.id then
         msg.delay = delay
       end
       return msg
