@@ -219,6 +219,16 @@ typedef struct {
   uint8_t *frame;            /* vc_cap */
 } vcrec_t;
 
+/* The O set of a new view, recomputed from the view-changes it names. */
+typedef struct {
+  uint64_t min_s, max_s;
+  uint8_t min_d[DIG];
+  const uint8_t *proof; uint32_t proof_len;   /* of min_s, inside one of the frames */
+  uint64_t pv[SYN_PBFT_MAX_WINDOW];
+  bool has[SYN_PBFT_MAX_WINDOW];
+  uint8_t d[SYN_PBFT_MAX_WINDOW][DIG];
+} oset_t;
+
 typedef struct {
   uint32_t id, n, f, quorum, clients;
   uint64_t K, L;
@@ -252,6 +262,8 @@ typedef struct {
   uint64_t nv_sent;                      /* the view whose new-view we sent (primary) */
   uint32_t nv_len;
   uint8_t nv_refs[SYN_PBFT_MAX_REPLICAS * (4 + DIG)];
+  oset_t *oset;                          /* the O set of view o_view, for slots that enter the window later */
+  uint64_t o_view;
   bool nv_pending;                       /* a new-view waits for view-changes it names */
   uint64_t nv_view;
   uint32_t nv_plen;
@@ -355,7 +367,19 @@ static void slot_clear(replica_t *r, slot_t *s) {
 static slot_t *slot_at(replica_t *r, uint64_t seq) {
   if (seq <= r->h || seq > r->h + r->L) return NULL;
   slot_t *s = &r->slots[seq % r->L];
-  if (s->seq != seq) { slot_clear(r, s); s->seq = seq; }
+  if (s->seq != seq) {
+    slot_clear(r, s);
+    s->seq = seq;
+    /* A slot the current view's O set fixed while it was beyond our window. */
+    const oset_t *o = r->oset;
+    if (r->o_view == r->view && r->o_view > 0 && seq > o->min_s && seq <= o->max_s) {
+      s->nv_fixed = true;
+      memcpy(s->nv_digest, o->d[seq - o->min_s - 1], DIG);
+      uint8_t nd[DIG];
+      null_digest(nd);
+      if (memcmp(s->nv_digest, nd, DIG) == 0) { s->have_batch = true; s->blen = 0; memcpy(s->bdigest, nd, DIG); }
+    }
+  }
   return s;
 }
 
@@ -1020,15 +1044,6 @@ static void start_view_change(replica_t *r, syn_effects_t *fx, uint64_t view) {
   arm_tick(r, fx);
 }
 
-/* The O set of a new view, recomputed from the view-changes it names. */
-typedef struct {
-  uint64_t min_s, max_s;
-  uint8_t min_d[DIG];
-  const uint8_t *proof; uint32_t proof_len;   /* of min_s, inside one of the frames */
-  uint64_t pv[SYN_PBFT_MAX_WINDOW];
-  bool has[SYN_PBFT_MAX_WINDOW];
-  uint8_t d[SYN_PBFT_MAX_WINDOW][DIG];
-} oset_t;
 
 static void oset_compute(const replica_t *r, const vcrec_t *const *vcs, uint32_t k, oset_t *o) {
   memset(o, 0, sizeof *o);
@@ -1074,6 +1089,8 @@ static void oset_compute(const replica_t *r, const vcrec_t *const *vcs, uint32_t
 }
 
 static void enter_view(replica_t *r, syn_effects_t *fx, uint64_t view, const oset_t *o) {
+  if (o != r->oset) memcpy(r->oset, o, sizeof *o);
+  r->o_view = view;
   r->view = view;
   r->in_vc = false;
   r->nv_pending = false;
@@ -1177,11 +1194,8 @@ static void try_new_view(replica_t *r, syn_effects_t *fx, uint64_t view, const u
     arm_tick(r, fx);
     return;
   }
-  oset_t *o = malloc(sizeof *o);
-  if (o == NULL) return;   /* retried from the pending new-view on the next tick */
-  oset_compute(r, vcs, k, o);
-  enter_view(r, fx, view, o);
-  free(o);
+  oset_compute(r, vcs, k, r->oset);
+  enter_view(r, fx, view, r->oset);
 }
 
 static void send_new_view(replica_t *r, syn_effects_t *fx) {
@@ -1729,7 +1743,7 @@ static void pbft_fini(void *state) {
     for (int i = 0; i < SYN_PBFT_MAX_SNAPS; i++) syn_buf_free(&r->snaps[i].snap);
     syn_buf_free(&r->x_buf);
     syn_buf_free(&r->scratch);
-    free(r->slots); free(r->ctab); free(r->ck); free(r->vcs); free(r->hint); free(r->bad_vc); free(r->mem);
+    free(r->slots); free(r->ctab); free(r->ck); free(r->vcs); free(r->hint); free(r->bad_vc); free(r->oset); free(r->mem);
     free(r);
   }
   free(p->c);
@@ -1772,8 +1786,9 @@ static int replica_init(pbft_t *p, const syn_proto_cfg_t *cfg) {
   r->vcs = calloc(r->n, sizeof *r->vcs);
   r->hint = calloc(r->n, sizeof *r->hint);
   r->bad_vc = calloc(r->n, sizeof *r->bad_vc);
+  r->oset = calloc(1, sizeof *r->oset);
   r->mem = calloc(1, per_slot * r->L + (size_t)r->n * A8(r->vc_cap));
-  if (!r->slots || !r->ctab || !r->ck || !r->vcs || !r->hint || !r->bad_vc || !r->mem) return -SYN_ENOMEM;
+  if (!r->slots || !r->ctab || !r->ck || !r->vcs || !r->hint || !r->bad_vc || !r->oset || !r->mem) return -SYN_ENOMEM;
   uint8_t *mem = r->mem;
   for (uint64_t i = 0; i < r->L; i++) {
     slot_t *s = &r->slots[i];
