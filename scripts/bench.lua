@@ -5,7 +5,7 @@
 -- second and the key-value app. Runs under stock lua5.4 with synod.so (not
 -- in the sandbox: it reads the CPU clock). Figures, never assertions; a run
 -- that did not finish or fails its checkers prints a WARNING row instead.
---   lua5.4 scripts/bench.lua [--quick] [--json]
+--   make bench [BENCH_ARGS="--quick --json"]   (sets LUA_PATH and LUA_CPATH for it)
 local synod = require "synod"
 local words = require "workloads.words"
 

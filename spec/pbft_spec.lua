@@ -49,6 +49,27 @@ describe("pbft configuration", function()
     assert.truthy(tostring(err):find("unknown application 'nosuch'", 1, true), err)
   end)
 
+  it("refuses a request at a replica, and a behaviour option it does not know", function()
+    local sim, nodes = cluster(1)
+    assert.has_error(function() sim:submit("put a 1", 0) end,
+      "cannot submit at node 0: it is a pbft replica; requests go to its clients (nodes.clients, ids 4..6)")
+    assert.has_error(function() nodes[2]:submit("put a 1") end)
+    local ok, err = pcall(require "behaviors.pbft.seq", { skp = 3 })
+    assert.is_false(ok)
+    assert.truthy(tostring(err):find("unknown option 'skp' (known: mode, skip)", 1, true), err)
+    local sim0 = cluster(1, { clients = 0 })
+    assert.has_error(function() sim0:submit("put a 1") end, "cannot submit: this pbft cluster has no clients (cluster{ clients = N })")
+  end)
+
+  it("names the op that is not a key-value command when judging linearizability", function()
+    local sim, nodes = cluster(2, { clients = 1 })
+    sim:submit("bogus a")
+    sim:run { timeout = "2s" }
+    local v = nodes:check { liveness = false }
+    assert.is_false(v.checks.linearizability.ok)
+    assert.truthy(v.checks.linearizability.explain:find('the op "bogus a"', 1, true), v.checks.linearizability.explain)
+  end)
+
   it("gives replicas and clients their own handles and status", function()
     local _, nodes = cluster(1)
     assert.equal(4, nodes.n)

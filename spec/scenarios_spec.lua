@@ -42,6 +42,7 @@ describe("pbft_sweep", function()
     local out, rc = run("./synod run scenarios/pbft_sweep.lua -- --seeds 3 --ops 30")
     assert.equal(0, rc)
     assert.truthy(out:find("3 seeds, 0 violations\n", 1, true), out)
+    assert.truthy(out:match("\nverdict: ok seed=1 trace=%x+\n"), out)
   end)
 
   it("refuses an unknown argument with a clear error", function()

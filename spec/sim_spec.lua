@@ -182,7 +182,7 @@ describe("Lua API errors name the function and argument", function()
     { function() synod.sim { loss = 2 } end, "bad field 'loss' to 'sim' (must be between" },
     { function() synod.sim {}:cluster { protocol = "nope" } end, "unknown protocol 'nope'" },
     { function() synod.sim {}:cluster { protocol = "tom", n = 0 } end, "bad field 'n' to 'cluster'" },
-    { function() synod.sim {}:cluster { protocol = "tom", colour = 3 } end, "bad field 'colour' to 'cluster' (not a parameter of protocol 'tom')" },
+    { function() synod.sim {}:cluster { protocol = "tom", colour = 3 } end, "bad field 'colour' to 'cluster' (not a parameter of protocol 'tom'; known: protocol, n, clients, app, retransmit_ms" },
     { function() sim:cluster { protocol = "tom" } end, "already has a cluster" },
     { function() sim:submit() end, "bad argument #1 to 'submit' (string expected, got no value)" },
     { function() sim:submit("x", 9) end, "node id 9 out of range 0..2" },

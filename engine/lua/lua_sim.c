@@ -541,7 +541,14 @@ static int l_sim_cluster(lua_State *L) {
     if (k == NULL) luaL_error(L, "bad argument #1 to 'cluster' (keys must be strings)");
     if (strcmp(k, "protocol") && strcmp(k, "n") && strcmp(k, "clients") && strcmp(k, "app")) {
       int p = syn_proto_param(proto, k);
-      if (p < 0) luaL_error(L, "bad field '%s' to 'cluster' (not a parameter of protocol '%s')", k, pname);
+      if (p < 0) {
+        luaL_Buffer known;
+        luaL_buffinit(L, &known);
+        luaL_addstring(&known, "protocol, n, clients, app");
+        for (size_t i = 0; i < proto->nparams; i++) { luaL_addstring(&known, ", "); luaL_addstring(&known, proto->params[i].name); }
+        luaL_pushresult(&known);
+        luaL_error(L, "bad field '%s' to 'cluster' (not a parameter of protocol '%s'; known: %s)", k, pname, lua_tostring(L, -1));
+      }
       int64_t v;
       if (lua_isboolean(L, -1)) v = lua_toboolean(L, -1);
       else if (lua_isinteger(L, -1)) v = lua_tointeger(L, -1);
@@ -622,6 +629,16 @@ static int schedule(lua_State *L, bool relative) {
 static int l_sim_at(lua_State *L) { return schedule(L, false); }
 static int l_sim_after(lua_State *L) { return schedule(L, true); }
 
+/* In a protocol with a client role, requests go to clients: a replica
+ * would drop them silently. */
+static void check_submit_target(lua_State *L, lsim_t *ls, uint32_t node) {
+  if (ls->cfg.proto->default_clients == 0 || node >= ls->cfg.n) return;
+  if (ls->cfg.cfg.clients == 0)
+    luaL_error(L, "cannot submit: this %s cluster has no clients (cluster{ clients = N })", ls->cfg.proto->name);
+  luaL_error(L, "cannot submit at node %d: it is a %s replica; requests go to its clients (nodes.clients, ids %d..%d)",
+             (int)node, ls->cfg.proto->name, (int)ls->cfg.n, (int)(ls->cfg.n + ls->cfg.cfg.clients - 1));
+}
+
 static int l_sim_submit(lua_State *L) {
   lsim_t *ls = check_live_sim(L, 1);
   size_t len;
@@ -630,6 +647,7 @@ static int l_sim_submit(lua_State *L) {
   if (lua_isnoneornil(L, 3)) {
     /* A random node that is up, chosen with the simulator's PRNG: a client
      * when the cluster has clients, else a member. */
+    check_submit_target(L, ls, ls->cfg.cfg.clients ? ls->cfg.n : 0);
     uint32_t first = ls->cfg.cfg.clients ? ls->cfg.n : 0, n = syn_sim_n(ls->sim), up = 0, pick;
     for (uint32_t i = first; i < n; i++) up += syn_sim_node(ls->sim, i)->up;
     if (up == 0) luaL_error(L, "cannot submit: every %s is down", first ? "client" : "node");
@@ -638,6 +656,7 @@ static int l_sim_submit(lua_State *L) {
   } else {
     node = check_node_id(L, 3, ls);
   }
+  check_submit_target(L, ls, node);
   int rc = syn_sim_submit(ls->sim, node, (const uint8_t *)op, len);
   if (rc) luaL_error(L, "cannot submit: %s", syn_strerror(rc));
   lua_pushinteger(L, node);
@@ -787,6 +806,10 @@ static int l_sim_twins(lua_State *L) {
   lua_getfield(L, 2, "world_b");
   if (!lua_isnil(L, -1)) nwb = read_group(L, lua_gettop(L), ls, wb, "twins");
   lua_pop(L, 1);
+  for (uint32_t i = 0; i < nwb; i++)
+    for (uint32_t j = 0; j < k; j++)
+      if (wb[i] == ids[j])
+        luaL_error(L, "bad field 'world_b' to 'twins' (node %d is twinned: it lives in both worlds)", (int)wb[i]);
   for (uint32_t i = 0; i < nwb; i++) syn_sim_world_b(ls->sim, wb[i], true);
   for (uint32_t i = 0; i < k; i++) {
     int rc = syn_sim_twin(ls->sim, ids[i]);
@@ -881,6 +904,7 @@ static int l_node_submit(lua_State *L) {
   lnode_t *ln = check_node(L, 1);
   size_t len;
   const char *op = luaL_checklstring(L, 2, &len);
+  check_submit_target(L, ln->ls, ln->id);
   int rc = syn_sim_submit(ln->ls->sim, ln->id, (const uint8_t *)op, len);
   if (rc) luaL_error(L, "cannot submit at node %d: %s", (int)ln->id, syn_strerror(rc));
   return 0;
@@ -1150,8 +1174,20 @@ static int l_nodes_check(lua_State *L) {
       memset(&vd, 0, sizeof vd);
       vd.checker = "linearizability";
       vd.node_a = vd.node_b = -1; vd.pos_a = vd.pos_b = -1;
-      snprintf(vd.explain, sizeof vd.explain, "the clients' history could not be read as key-value operations: %s",
-               syn_strerror(rc));
+      /* Name the first client op that is not a key-value command. */
+      const char *bad = NULL;
+      int blen = 0;
+      for (uint32_t si = 0; si < h->nsubs && bad == NULL; si++) {
+        const syn_submission_t *sb = &h->subs[si];
+        syn_lin_cmd_t cmd;
+        if (sb->node >= h->n && syn_lin_parse((const char *)syn_history_value(h, sb->off), sb->len, &cmd) != 0) {
+          bad = (const char *)syn_history_value(h, sb->off);
+          blen = sb->len > 60 ? 60 : (int)sb->len;
+        }
+      }
+      snprintf(vd.explain, sizeof vd.explain,
+               "the clients' history could not be read as key-value operations (%s)%s%.*s%s", syn_strerror(rc),
+               bad ? ": the op \"" : "", blen, bad ? bad : "", bad ? "\" is not put k v, get k, del k or cas k old new" : "");
     }
     syn_lin_history_free(&lh);
     synL_push_verdict(L, &vd);

@@ -25,4 +25,22 @@ function M.filter(opts)
   end
 end
 
+-- Raises on an option name the behaviour does not know, naming the known
+-- ones (a typo would otherwise run as if the option were absent).
+--   util.options(opts, "behaviors.pbft.seq", { "mode", "skip" })
+function M.options(opts, name, known)
+  if opts == nil then return end
+  assert(type(opts) == "table", name .. ": options must be a table")
+  local ok = {}
+  for _, k in ipairs(known) do ok[k] = true end
+  for k in pairs(opts) do
+    if not ok[k] then
+      local list = {}
+      for _, n in ipairs(known) do list[#list + 1] = n end
+      table.sort(list)
+      error(("%s: unknown option '%s' (known: %s)"):format(name, tostring(k), table.concat(list, ", ")), 3)
+    end
+  end
+end
+
 return M

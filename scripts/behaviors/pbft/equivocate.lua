@@ -42,6 +42,7 @@ end
 
 return function(opts)
   opts = opts or {}
+  require("behaviors.util").options(opts, "behaviors.pbft.equivocate", { "leak", "lie", "peers" })
   local kind = opts.lie or "reorder"
   assert(kind == "reorder" or kind == "null", "option 'lie' must be \"reorder\" or \"null\"")
   assert(opts.leak == nil or type(opts.leak) == "boolean", "option 'leak' must be a boolean")

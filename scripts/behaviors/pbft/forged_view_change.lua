@@ -25,6 +25,7 @@ local function item(s) return string.pack(">s4", s) end
 
 return function(opts)
   opts = opts or {}
+  require("behaviors.util").options(opts, "behaviors.pbft.forged_view_change", { "every", "replace", "times" })
   local every = synod.time(opts.every or "50ms")
   assert(every > 0, "option 'every' must be a positive time")
   local times = opts.times or 20

@@ -24,6 +24,7 @@ local DIGEST = synod.crypto.digest("future")
 
 return function(opts)
   opts = opts or {}
+  require("behaviors.util").options(opts, "behaviors.pbft.future_views", { "burst", "jump", "limit", "types" })
   local jump = opts.jump or 1000
   assert(math.type(jump) == "integer" and jump >= 1 and jump <= 1 << 62, "option 'jump' must be an integer in 1 .. 2^62")
   local burst = opts.burst or 4

@@ -57,6 +57,7 @@ end
 
 return function(opts)
   opts = opts or {}
+  require("behaviors.util").options(opts, "behaviors.pbft.replay", { "after", "max_frames", "received", "times", "types", "peers", "p" })
   local after = synod.time(opts.after or "300ms")
   assert(after > 0, "option 'after' must be a positive time")
   local times = opts.times or 1

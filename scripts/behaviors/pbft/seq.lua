@@ -18,6 +18,7 @@
 -- the requests it carried wait until a view change. Options: mode, skip.
 return function(opts)
   opts = opts or {}
+  require("behaviors.util").options(opts, "behaviors.pbft.seq", { "mode", "skip" })
   local mode = opts.mode or "skip"
   assert(mode == "skip" or mode == "reuse", "option 'mode' must be \"skip\" or \"reuse\"")
   local skip = opts.skip or 3

@@ -18,6 +18,7 @@ local silent = require "behaviors.silent"
 
 return function(opts)
   opts = opts or {}
+  require("behaviors.util").options(opts, "behaviors.pbft.silent", { "after", "after_messages", "peers", "types" })
   local after = opts.after ~= nil and synod.time(opts.after) or 0
   local budget = opts.after_messages or 0
   assert(math.type(budget) == "integer" and budget >= 0, "option 'after_messages' must be a non-negative integer")

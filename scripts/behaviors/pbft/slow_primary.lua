@@ -18,6 +18,7 @@ local util = require "behaviors.util"
 
 return function(opts)
   opts = opts or {}
+  require("behaviors.util").options(opts, "behaviors.pbft.slow_primary", { "delay", "types", "peers", "p" })
   assert(opts.delay ~= nil, "option 'delay' is required (e.g. just under client_timeout_ms + view_change_ms)")
   local delay = synod.time(opts.delay)
   assert(delay > 0, "option 'delay' must be a positive time")

@@ -26,6 +26,7 @@ end
 
 return function(opts)
   opts = opts or {}
+  require("behaviors.util").options(opts, "behaviors.pbft.wrong_digest", { "contradict", "p", "peers", "types" })
   assert(opts.contradict == nil or type(opts.contradict) == "boolean", "option 'contradict' must be a boolean")
   local types = opts.types or { "prepare", "commit", "checkpoint" }
   assert(type(types) == "table", "option 'types' must be a list of prepare, commit, checkpoint")
