@@ -1085,6 +1085,13 @@ static int l_node_counters(lua_State *L) {
     lua_setfield(L, -2, syn_node_reason(node, r));
   }
   lua_setfield(L, -2, "rejected");
+  lua_newtable(L);   /* refused by the protocol's admit, before the signature was checked */
+  for (uint32_t r = 0; r < node->proto->nreasons; r++) {
+    if (c->unverified[r] == 0) continue;
+    lua_pushinteger(L, (lua_Integer)c->unverified[r]);
+    lua_setfield(L, -2, syn_node_reason(node, r));
+  }
+  lua_setfield(L, -2, "unverified");
   return 1;
 }
 

@@ -269,7 +269,7 @@ int syn_node_receive(syn_node_t *node, const uint8_t *frame, size_t len) {
   if (node->proto->admit) {
     int reason = node->proto->admit(node->state, f.sender, &m);
     if (reason >= 0) {
-      if (reason < SYN_MAX_REASONS) node->c.rejected[reason]++;
+      if (reason < SYN_MAX_REASONS) node->c.unverified[reason]++;
       return 0;
     }
   }

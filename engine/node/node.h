@@ -60,7 +60,8 @@ typedef struct {
 typedef struct {
   uint64_t sent, received, delivered, timers, requests;
   uint64_t wire_drops[SYN_E_COUNT];
-  uint64_t rejected[SYN_MAX_REASONS];
+  uint64_t rejected[SYN_MAX_REASONS];     /* by the protocol, after the signature checked out */
+  uint64_t unverified[SYN_MAX_REASONS];   /* by proto->admit, before it: the sender is not authenticated */
   uint64_t hook_errors, hook_drops, down_drops;
 } syn_node_counters_t;
 

@@ -183,6 +183,8 @@ typedef struct {
   uint32_t blen;
   bool sent_prepare, prepared, sent_commit, committed;
   bool accused;              /* the primary's second pre-prepare was kept as evidence already */
+  uint64_t my_prep_view, my_comm_view;   /* what this replica signed for the slot (0: nothing) */
+  uint8_t my_prep_d[DIG], my_comm_d[DIG];
   uint64_t c_view;           /* the view it committed in */
   int64_t pp_at_ns;          /* when its pre-prepare was accepted (retransmit only older ones) */
   bool nv_fixed;             /* the O set of the current view fixes its digest */
@@ -255,7 +257,8 @@ typedef struct {
   vote_t *ck;                            /* n * SYN_PBFT_CKPT_HISTORY checkpoint votes */
   snap_t snaps[SYN_PBFT_MAX_SNAPS];
 
-  vcrec_t *vcs;                          /* n */
+  vcrec_t *vcs;                          /* n: each replica's highest-view view-change */
+  vcrec_t *nvc;                          /* n: a view-change the pending new-view names, when vcs[q] holds another */
   uint64_t *hint;                        /* n: the highest view each replica's votes showed */
   uint64_t *bad_vc;                      /* n: the highest view of an invalid view-change kept as evidence */
   uint32_t vc_cap;
@@ -756,7 +759,12 @@ static void progress(replica_t *r, syn_effects_t *fx, slot_t *s) {
   uint32_t p = primary_of(r, s->view);
   if (!s->sent_prepare && r->id != p) {
     s->sent_prepare = true;
-    send_vote(fx, K_PREPARE, true, 0, s->view, s->seq, s->digest);
+    /* One prepare per view: a second digest would be a second vote. */
+    if (s->my_prep_view != s->view + 1 || memcmp(s->my_prep_d, s->digest, DIG) == 0) {
+      s->my_prep_view = s->view + 1;
+      memcpy(s->my_prep_d, s->digest, DIG);
+      send_vote(fx, K_PREPARE, true, 0, s->view, s->seq, s->digest);
+    }
   }
   if (!s->prepared && count_votes(r, s->prep, s->view, s->digest, p) >= 2 * r->f) {
     s->prepared = true;
@@ -764,7 +772,11 @@ static void progress(replica_t *r, syn_effects_t *fx, slot_t *s) {
   }
   if (s->prepared && !s->sent_commit) {
     s->sent_commit = true;
-    send_vote(fx, K_COMMIT, true, 0, s->view, s->seq, s->digest);
+    if (s->my_comm_view != s->view + 1 || memcmp(s->my_comm_d, s->digest, DIG) == 0) {
+      s->my_comm_view = s->view + 1;
+      memcpy(s->my_comm_d, s->digest, DIG);
+      send_vote(fx, K_COMMIT, true, 0, s->view, s->seq, s->digest);
+    }
   }
   if (s->prepared && !s->committed && count_votes(r, s->comm, s->view, s->digest, UINT32_MAX) >= r->quorum) {
     s->committed = true;
@@ -1133,6 +1145,8 @@ static void enter_view(replica_t *r, syn_effects_t *fx, uint64_t view, const ose
   r->next_seq = o->max_s > r->h ? o->max_s : r->h;
   if (r->max_seen < r->next_seq) r->max_seen = r->next_seq;
   for (uint32_t c = 0; c < r->clients; c++) r->ctab[c].assigned = false;
+  r->oset->proof = NULL;   /* it pointed into a view-change frame that may be overwritten */
+  r->oset->proof_len = 0;
   (void)syn_fx_trace(fx, "entered view %llu (O set %llu..%llu)", (unsigned long long)view,
                      (unsigned long long)o->min_s + 1, (unsigned long long)o->max_s);
   if (is_primary(r)) {
@@ -1165,8 +1179,9 @@ static int nv_collect(replica_t *r, syn_effects_t *fx, uint64_t view, const uint
     const uint8_t *d = refs + i * (4 + DIG) + 4;
     if (q >= r->n || (seen[q / 64] >> (q % 64) & 1)) return -1;
     seen[q / 64] |= 1ull << (q % 64);
-    const vcrec_t *v = &r->vcs[q];
+    const vcrec_t *v = &r->vcs[q], *w = &r->nvc[q];
     if (v->view == view && memcmp(v->d, d, DIG) == 0) { out[(*k)++] = v; continue; }
+    if (w->view == view && memcmp(w->d, d, DIG) == 0) { out[(*k)++] = w; continue; }
     complete = false;
     if (ask) {
       syn_msg_t m = { .def = &pbft_msgs[K_VC_FETCH] };
@@ -1189,6 +1204,7 @@ static void try_new_view(replica_t *r, syn_effects_t *fx, uint64_t view, const u
   int got = nv_collect(r, fx, view, refs, len, vcs, &k, from, true);
   if (got < 0) { reject(fx, from, SYN_PBFT_R_BAD_NEW_VIEW); return; }
   if (got == 0) {   /* waiting for relays of the view-changes we lack */
+    if (r->nv_pending && r->nv_view > view) return;
     r->nv_pending = true; r->nv_view = view;
     memcpy(r->nv_prefs, refs, len); r->nv_plen = len;
     arm_tick(r, fx);
@@ -1217,13 +1233,47 @@ static void maybe_new_view(replica_t *r, syn_effects_t *fx) {
   if (k < r->quorum) return;
   r->nv_sent = r->view;
   r->nv_len = len;
+  /* Keep the named copies: a later view-change from the same replica must
+   * not stop us relaying the one our new-view names. */
+  for (uint32_t i = 0; i < len; i += 4 + DIG) {
+    uint32_t q = syn_get_u32(r->nv_refs + i);
+    vcrec_t *w = &r->nvc[q];
+    w->view = r->vcs[q].view; w->len = r->vcs[q].len;
+    memcpy(w->d, r->vcs[q].d, DIG);
+    memcpy(w->frame, r->vcs[q].frame, r->vcs[q].len);
+  }
   send_new_view(r, fx);
+}
+
+static void try_new_view(replica_t *r, syn_effects_t *fx, uint64_t view, const uint8_t *refs, uint32_t len,
+                         uint32_t from);
+
+/* True when the pending new-view names (from, d). */
+static bool nv_names(const replica_t *r, uint32_t from, uint64_t view, const uint8_t d[DIG]) {
+  if (!r->nv_pending || r->nv_view != view) return false;
+  for (uint32_t i = 0; i + 4 + DIG <= r->nv_plen; i += 4 + DIG)
+    if (syn_get_u32(r->nv_prefs + i) == from && memcmp(r->nv_prefs + i + 4, d, DIG) == 0) return true;
+  return false;
 }
 
 static void handle_view_change(replica_t *r, syn_effects_t *fx, uint32_t from, const syn_msg_t *m,
                                const uint8_t *frame, size_t frame_len) {
   uint64_t view = m->u[VC_VIEW];
   vcrec_t *v = &r->vcs[from];
+  if (r->nv_pending && view == r->nv_view && frame_len <= r->vc_cap && !(v->view == view)) {
+    /* The copy a pending new-view names, whatever else this sender told us
+     * (a faulty one may give each replica a different view-change). */
+    uint8_t d[DIG];
+    syn_digest(frame, frame_len, d);
+    if (nv_names(r, from, view, d) && vc_valid(r, m)) {
+      vcrec_t *w = &r->nvc[from];
+      w->view = view; w->len = (uint32_t)frame_len;
+      memcpy(w->frame, frame, frame_len);
+      memcpy(w->d, d, DIG);
+      try_new_view(r, fx, r->nv_view, r->nv_prefs, r->nv_plen, primary_of(r, r->nv_view));
+      return;
+    }
+  }
   if (view < r->view || (view == r->view && !r->in_vc)) {
     /* From a replica still behind: the primary of our view repeats its new-view. */
     if (view == r->view && is_primary(r) && r->nv_sent == r->view && from != r->id) send_new_view(r, fx);
@@ -1234,11 +1284,7 @@ static void handle_view_change(replica_t *r, syn_effects_t *fx, uint32_t from, c
     /* Another copy of one we hold: taken only when a pending new-view names it. */
     uint8_t d[DIG];
     syn_digest(frame, frame_len, d);
-    if (memcmp(d, v->d, DIG) == 0 || !r->nv_pending || r->nv_view != view) return;
-    bool named = false;
-    for (uint32_t i = 0; i + 4 + DIG <= r->nv_plen; i += 4 + DIG)
-      named |= syn_get_u32(r->nv_prefs + i) == from && memcmp(r->nv_prefs + i + 4, d, DIG) == 0;
-    if (!named) return;
+    if (memcmp(d, v->d, DIG) == 0 || !nv_names(r, from, view, d)) return;
   }
   if (frame_len > r->vc_cap || !vc_valid(r, m)) {
     reject(fx, from, SYN_PBFT_R_BAD_VIEW_CHANGE);
@@ -1289,6 +1335,7 @@ static void on_vc_fetch(replica_t *r, const syn_event_t *ev, syn_effects_t *fx) 
   uint64_t q = ev->msg->u[VF_SENDER];
   if (q >= r->n) { reject(fx, ev->from, SYN_PBFT_R_BAD_VIEW_CHANGE); return; }
   const vcrec_t *v = &r->vcs[q];
+  if (v->view != ev->msg->u[VF_VIEW]) v = &r->nvc[q];
   if (v->view != ev->msg->u[VF_VIEW] || !syn_fx_room(fx, 1, v->len + 256)) return;
   syn_msg_t m = { .def = &pbft_msgs[K_RELAY] };
   m.b[0] = (syn_bytes_t){ v->frame, v->len };
@@ -1398,7 +1445,8 @@ static void on_state(replica_t *r, const syn_event_t *ev, syn_effects_t *fx) {
     r->x_total = total; r->x_peer = ev->from;
   }
   if (ev->from != r->x_peer) return;
-  if (total != r->x_total || (m->b[ST_CHUNK].len == 0 && off < total)) {
+  uint64_t want = total - off < SYN_PBFT_CHUNK_BYTES ? total - off : SYN_PBFT_CHUNK_BYTES;
+  if (total != r->x_total || m->b[ST_CHUNK].len != want) {
     /* A responder that contradicts itself or stalls: start over elsewhere. */
     reject(fx, ev->from, SYN_PBFT_R_BAD_STATE);
     syn_buf_reset(&r->x_buf);
@@ -1472,9 +1520,6 @@ static void on_entry(replica_t *r, const syn_event_t *ev, syn_effects_t *fx) {
       break;
     }
     seen[f.sender / 64] |= 1ull << (f.sender % 64);
-    vote_t *v = &s->comm[f.sender];
-    v->view = view; v->seq = seq; v->accused = false;
-    memcpy(v->d, d, DIG); memcpy(v->frame, item, ilen); v->len = (uint16_t)ilen;
     count++;
   }
   if (k != 0 || count < r->quorum || !batch_valid(r, m->b[V_BODY].ptr, m->b[V_BODY].len)) {
@@ -1537,8 +1582,8 @@ static void on_tick(replica_t *r, int64_t now_ns, syn_effects_t *fx) {
       if (s->have_pp && s->view == r->view && now_ns - s->pp_at_ns < r->tick_ns) continue;   /* still fresh */
       if (s->have_pp && s->view == r->view) {
         if (r->id == p) { send_vote(fx, K_PRE_PREPARE, true, 0, s->view, seq, s->digest); if (s->blen) send_batch(r, fx, true, 0, s); }
-        if (s->sent_prepare) send_vote(fx, K_PREPARE, true, 0, s->view, seq, s->digest);
-        if (s->sent_commit) send_vote(fx, K_COMMIT, true, 0, s->view, seq, s->digest);
+        if (s->sent_prepare && s->my_prep_view == s->view + 1) send_vote(fx, K_PREPARE, true, 0, s->view, seq, s->my_prep_d);
+        if (s->sent_commit && s->my_comm_view == s->view + 1) send_vote(fx, K_COMMIT, true, 0, s->view, seq, s->my_comm_d);
         if (!s->have_batch) {
           syn_msg_t m = { .def = &pbft_msgs[K_NEED] };
           m.u[ND_SEQ] = seq; m.b[ND_DIGEST] = (syn_bytes_t){ s->digest, DIG };
@@ -1631,6 +1676,7 @@ static void replica_step(replica_t *r, const syn_event_t *ev, syn_effects_t *fx)
  * garbage-collected slots, malformed digests, clients speaking out of
  * turn). Nothing here trusts the sender field. */
 static int pbft_admit(const void *state, uint32_t from, const syn_msg_t *m) {
+  (void)from;
   const pbft_t *p = state;
   const replica_t *r = p->r;
   if (r == NULL) return -1;
@@ -1643,8 +1689,6 @@ static int pbft_admit(const void *state, uint32_t from, const syn_msg_t *m) {
   case SYN_PBFT_CHECKPOINT:
     if (!digest_ok(m, CK_DIGEST) || m->u[CK_SEQ] == 0 || m->u[CK_SEQ] % r->K != 0) return SYN_PBFT_R_BAD_CHECKPOINT;
     return m->u[CK_SEQ] <= r->h ? SYN_PBFT_R_STALE : -1;
-  case SYN_PBFT_REQUEST:
-    return from >= r->n + r->clients ? SYN_PBFT_R_NOT_CLIENT : -1;
   default:
     return -1;
   }
@@ -1743,7 +1787,7 @@ static void pbft_fini(void *state) {
     for (int i = 0; i < SYN_PBFT_MAX_SNAPS; i++) syn_buf_free(&r->snaps[i].snap);
     syn_buf_free(&r->x_buf);
     syn_buf_free(&r->scratch);
-    free(r->slots); free(r->ctab); free(r->ck); free(r->vcs); free(r->hint); free(r->bad_vc); free(r->oset); free(r->mem);
+    free(r->slots); free(r->ctab); free(r->ck); free(r->vcs); free(r->nvc); free(r->hint); free(r->bad_vc); free(r->oset); free(r->mem);
     free(r);
   }
   free(p->c);
@@ -1784,11 +1828,12 @@ static int replica_init(pbft_t *p, const syn_proto_cfg_t *cfg) {
   r->ctab = calloc(r->clients ? r->clients : 1, sizeof *r->ctab);
   r->ck = calloc((size_t)r->n * SYN_PBFT_CKPT_HISTORY, sizeof *r->ck);
   r->vcs = calloc(r->n, sizeof *r->vcs);
+  r->nvc = calloc(r->n, sizeof *r->nvc);
   r->hint = calloc(r->n, sizeof *r->hint);
   r->bad_vc = calloc(r->n, sizeof *r->bad_vc);
   r->oset = calloc(1, sizeof *r->oset);
-  r->mem = calloc(1, per_slot * r->L + (size_t)r->n * A8(r->vc_cap));
-  if (!r->slots || !r->ctab || !r->ck || !r->vcs || !r->hint || !r->bad_vc || !r->oset || !r->mem) return -SYN_ENOMEM;
+  r->mem = calloc(1, per_slot * r->L + 2 * (size_t)r->n * A8(r->vc_cap));
+  if (!r->slots || !r->ctab || !r->ck || !r->vcs || !r->nvc || !r->hint || !r->bad_vc || !r->oset || !r->mem) return -SYN_ENOMEM;
   uint8_t *mem = r->mem;
   for (uint64_t i = 0; i < r->L; i++) {
     slot_t *s = &r->slots[i];
@@ -1799,6 +1844,7 @@ static int replica_init(pbft_t *p, const syn_proto_cfg_t *cfg) {
     s->comm = (vote_t *)(void *)mem; mem += r->n * sizeof(vote_t);
   }
   for (uint32_t q = 0; q < r->n; q++) { r->vcs[q].frame = mem; mem += A8(r->vc_cap); }
+  for (uint32_t q = 0; q < r->n; q++) { r->nvc[q].frame = mem; mem += A8(r->vc_cap); }
 #undef A8
   syn_buf_init(&r->x_buf, SYN_PBFT_MAX_STATE_BYTES);
   syn_buf_init(&r->scratch, 0);
