@@ -2,7 +2,7 @@
  * + evidence. It owns the message path of DESIGN.md between the protocol and
  * the runtime:
  *   out: protocol effect → frame (wire/) → [behaviour on_send] → sign → rt->send
- *   in:  rt → frame limits → verify → decode → [behaviour on_receive] → step
+ *   in:  rt → frame limits → decode → [proto admit] → verify → [behaviour on_receive] → step
  * A node never knows which runtime drives it: the runtime hands it a
  * syn_runtime_t of callbacks. Honest nodes (no behaviour) never leave C. */
 #ifndef SYN_NODE_H
@@ -102,7 +102,7 @@ int syn_node_reset(syn_node_t *node);
 
 /* Inputs. Each runs one protocol step and performs its effects. */
 void syn_node_start(syn_node_t *node);
-/* A frame arrived from the network: limits, signature, decode, hook, step.
+/* A frame arrived from the network: limits, decode, admit, signature, hook, step.
  * Returns 0 or the -SYN_E* reason it was dropped for (also counted). */
 int syn_node_receive(syn_node_t *node, const uint8_t *frame, size_t len);
 void syn_node_timer_fired(syn_node_t *node, uint32_t timer, uint64_t gen);
