@@ -16,5 +16,6 @@ __attribute__((visibility("default"))) int luaopen_synod(lua_State *L) {
   synL_open_sim(L);
   synL_open_kv(L);
   synL_open_lin(L);
+  synL_open_live(L);
   return 1;
 }
