@@ -358,7 +358,7 @@ describe("kv_history", function()
     local d = good()
     d.subs[4] = { C2, "launch rockets" }
     assert.error_matches(function() history(d):kv_history() end,
-      "kv_history: submission 4 at client 5 is not a key%-value op")
+      'kv_history: submission 4 at client 5: "launch rockets" is not a key%-value op')
   end)
 end)
 

@@ -925,9 +925,11 @@ void syn_check_exactly_once(const syn_history_t *h, syn_verdict_t *v) {
 
 /* ---- the clients' KV history ---- */
 
-int syn_history_to_lin(const syn_history_t *h, syn_lin_history_t *out) {
+int syn_history_to_lin(const syn_history_t *h, syn_lin_history_t *out, char *why, size_t cap) {
+  if (why && cap) why[0] = '\0';
   uint32_t *resp = client_responses_new(h);
   if (resp == NULL) return -SYN_ENOMEM;
+  uint32_t failed = UINT32_MAX;
   int rc = 0;
   /* A client runs one op at a time, in submission order: an op queued
    * behind another is invoked when that one is answered. */
@@ -938,6 +940,7 @@ int syn_history_to_lin(const syn_history_t *h, syn_lin_history_t *out) {
     syn_lin_cmd_t cmd;
     uint32_t id;
     int64_t invoke = s->at_ns > free_at[s->node] ? s->at_ns : free_at[s->node];
+    failed = si;
     if ((rc = syn_lin_parse((const char *)syn_history_value(h, s->off), s->len, &cmd)) != 0) break;
     if ((rc = syn_lin_history_invoke(out, s->node, &cmd, invoke, &id)) != 0) break;
     if (resp[si] == UINT32_MAX || !h->honest[s->node]) continue;   /* pending */
@@ -946,5 +949,18 @@ int syn_history_to_lin(const syn_history_t *h, syn_lin_history_t *out) {
     rc = syn_lin_history_respond(out, id, syn_history_value(h, d->off), d->len, d->at_ns);
   }
   free(resp);
+  if (rc && why && cap && failed != UINT32_MAX) {
+    const syn_submission_t *s = &h->subs[failed];
+    char q[SYN_QUOTE_CAP];
+    syn_quote(q, syn_history_value(h, s->off), s->len);
+    if (rc == -SYN_EPARSE)
+      snprintf(why, cap, "submission %u at client %u: %s is not a key-value op (put k v, get k, del k, cas k old new)",
+               failed + 1, s->node, q);
+    else if (rc == -SYN_ELIMIT)
+      snprintf(why, cap, "submission %u at client %u: the clients' ops exceed a SYN_MAX_LIN_* limit (%u ops, %u bytes)",
+               failed + 1, s->node, (unsigned)SYN_MAX_LIN_HISTORY_OPS, (unsigned)SYN_MAX_LIN_HISTORY_BYTES);
+    else
+      snprintf(why, cap, "submission %u at client %u (%s): %s", failed + 1, s->node, q, syn_strerror(rc));
+  }
   return rc;
 }

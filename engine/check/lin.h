@@ -109,8 +109,10 @@ static inline const uint8_t *syn_lin_history_bytes(const syn_lin_history_t *h, u
  * left out. -SYN_EPARSE when a client's op text is not a KV op, -SYN_EINVAL
  * for a negative time or a response before its invocation, -SYN_ELIMIT past
  * the SYN_MAX_LIN_* limits, -SYN_ENOMEM; on an error out holds the ops
- * appended so far (the caller still frees it). Implemented in check.c. */
-int syn_history_to_lin(const syn_history_t *h, syn_lin_history_t *out);
+ * appended so far (the caller still frees it) and, when why is not NULL,
+ * why[cap] says which submission failed and how ("submission 3 at client 5:
+ * "bogus a" is not a key-value op …"). Implemented in check.c. */
+int syn_history_to_lin(const syn_history_t *h, syn_lin_history_t *out, char *why, size_t cap);
 
 typedef enum {
   SYN_LIN_OK = 0,        /* every key's sub-history is linearizable */

@@ -287,24 +287,10 @@ static int history_commits(lua_State *L) {
 static int history_kv_history(lua_State *L) {
   syn_history_t *h = synL_checkhistory(L, 1);
   syn_lin_history_t *out = synL_push_kvhistory(L);
-  int rc = syn_history_to_lin(h, out);
+  char why[SYN_MAX_EXPLAIN_BYTES];
+  int rc = syn_history_to_lin(h, out, why, sizeof why);
   if (rc == 0) return 1;
-  if (rc == -SYN_EPARSE) {   /* name the op */
-    for (uint32_t i = 0; i < h->nsubs; i++) {
-      const syn_submission_t *s = &h->subs[i];
-      syn_lin_cmd_t cmd;
-      if (s->node < h->n ||
-          syn_lin_parse((const char *)syn_history_value(h, s->off), s->len, &cmd) == 0)
-        continue;
-      char q[SYN_QUOTE_CAP];
-      return luaL_error(L, "kv_history: submission %d at client %d is not a key-value op: %s",
-                        (int)i + 1, (int)s->node, syn_quote(q, syn_history_value(h, s->off), s->len));
-    }
-  }
-  if (rc == -SYN_ELIMIT)
-    return luaL_error(L, "kv_history: the clients' ops exceed a SYN_MAX_LIN_* limit (%d ops, %d bytes)",
-                      (int)SYN_MAX_LIN_HISTORY_OPS, (int)SYN_MAX_LIN_HISTORY_BYTES);
-  return luaL_error(L, "kv_history: %s", syn_strerror(rc));
+  return luaL_error(L, "kv_history: %s", why[0] ? why : syn_strerror(rc));
 }
 
 static int history_submissions(lua_State *L) {

@@ -1174,27 +1174,16 @@ static int l_nodes_check(lua_State *L) {
     syn_lin_history_t lh;
     syn_lin_history_init(&lh);
     syn_verdict_t vd;
-    int rc = syn_history_to_lin(h, &lh);
+    char why[SYN_MAX_EXPLAIN_BYTES - 64];
+    int rc = syn_history_to_lin(h, &lh, why, sizeof why);
     if (rc == 0) {
       syn_check_linearizable(&lh, NULL, &vd, NULL);
     } else {
       memset(&vd, 0, sizeof vd);
       vd.checker = "linearizability";
       vd.node_a = vd.node_b = -1; vd.pos_a = vd.pos_b = -1;
-      /* Name the first client op that is not a key-value command. */
-      const char *bad = NULL;
-      int blen = 0;
-      for (uint32_t si = 0; si < h->nsubs && bad == NULL; si++) {
-        const syn_submission_t *sb = &h->subs[si];
-        syn_lin_cmd_t cmd;
-        if (sb->node >= h->n && syn_lin_parse((const char *)syn_history_value(h, sb->off), sb->len, &cmd) != 0) {
-          bad = (const char *)syn_history_value(h, sb->off);
-          blen = sb->len > 60 ? 60 : (int)sb->len;
-        }
-      }
-      snprintf(vd.explain, sizeof vd.explain,
-               "the clients' history could not be read as key-value operations (%s)%s%.*s%s", syn_strerror(rc),
-               bad ? ": the op \"" : "", blen, bad ? bad : "", bad ? "\" is not put k v, get k, del k or cas k old new" : "");
+      snprintf(vd.explain, sizeof vd.explain, "the clients' history could not be read as key-value operations: %s",
+               why[0] ? why : syn_strerror(rc));
     }
     syn_lin_history_free(&lh);
     synL_push_verdict(L, &vd);
@@ -1268,8 +1257,9 @@ static int l_nodes_kv_history(lua_State *L) {
   lua_rawgeti(L, 1, 1);
   lnode_t *ln = check_node(L, -1);
   syn_lin_history_t *lh = synL_push_kvhistory(L);
-  int rc = syn_history_to_lin(syn_sim_history(ln->ls->sim), lh);
-  if (rc) luaL_error(L, "kv_history: the clients' history is not key-value operations: %s", syn_strerror(rc));
+  char why[SYN_MAX_EXPLAIN_BYTES];
+  int rc = syn_history_to_lin(syn_sim_history(ln->ls->sim), lh, why, sizeof why);
+  if (rc) luaL_error(L, "kv_history: %s", why[0] ? why : syn_strerror(rc));
   return 1;
 }
 

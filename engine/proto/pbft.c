@@ -189,8 +189,7 @@ typedef struct {
   int64_t pp_at_ns;          /* when its pre-prepare was accepted (retransmit only older ones) */
   bool nv_fixed;             /* the O set of the current view fixes its digest */
   uint8_t nv_digest[DIG];
-  uint64_t p_view;           /* prepared certificate (a P-set entry); cert_len 0: none */
-  uint32_t cert_len;
+  uint32_t cert_len;         /* the prepared certificate (a P-set entry) in cert; 0: none */
   uint8_t *batch;            /* SYN_PBFT_MAX_BATCH_BYTES */
   uint8_t *cert;             /* cert_cap */
   uint8_t *ccert;            /* the commit certificate it committed with: quorum commit frames */
@@ -234,6 +233,7 @@ typedef struct {
 typedef struct {
   uint32_t id, n, f, quorum, clients;
   uint64_t K, L;
+  uint8_t null_d[DIG];                   /* digest of the null (empty) batch */
   int64_t batch_size, batch_delay_ns, vc_ns, tick_ns;
   const syn_keyring_t *ring;
   const syn_app_t *app;
@@ -322,8 +322,22 @@ static bool digest_ok(const syn_msg_t *m, int field) { return m->b[field].len ==
 static const uint8_t *dg(const syn_msg_t *m, int field) { return m->b[field].ptr; }
 static void reject(syn_effects_t *fx, uint32_t from, uint16_t reason) { (void)syn_fx_reject(fx, from, reason); }
 
-static const uint8_t null_batch[1];
-static void null_digest(uint8_t out[DIG]) { syn_digest(null_batch, 0, out); }
+/* A second, different signed message where the sender may send one: refused,
+ * and kept as evidence with both frames the first time only (*accused). */
+static void accuse(syn_effects_t *fx, const syn_event_t *ev, uint16_t reason, uint64_t round, bool *accused,
+                   const uint8_t *first, size_t first_len) {
+  reject(fx, ev->from, reason);
+  if (!*accused) (void)syn_fx_evidence(fx, ev->from, reason, round, first, first_len, ev->frame, ev->frame_len);
+  *accused = true;
+}
+
+/* A slot whose digest is the null batch's has its (empty) body already. */
+static void null_body(const uint8_t null_d[DIG], slot_t *s, const uint8_t d[DIG]) {
+  if (memcmp(d, null_d, DIG) != 0) return;
+  s->have_batch = true;
+  s->blen = 0;
+  memcpy(s->bdigest, null_d, DIG);
+}
 
 /* A list of (u32 len, bytes) items. */
 typedef struct { const uint8_t *p; uint32_t left; } iter_t;
@@ -378,9 +392,7 @@ static slot_t *slot_at(replica_t *r, uint64_t seq) {
     if (r->o_view == r->view && r->o_view > 0 && seq > o->min_s && seq <= o->max_s) {
       s->nv_fixed = true;
       memcpy(s->nv_digest, o->d[seq - o->min_s - 1], DIG);
-      uint8_t nd[DIG];
-      null_digest(nd);
-      if (memcmp(s->nv_digest, nd, DIG) == 0) { s->have_batch = true; s->blen = 0; memcpy(s->bdigest, nd, DIG); }
+      null_body(r->null_d, s, s->nv_digest);
     }
   }
   return s;
@@ -421,13 +433,12 @@ static void send_vote(syn_effects_t *fx, int kind, bool bcast, uint32_t to, uint
   if (bcast) (void)syn_fx_broadcast(fx, &m); else (void)syn_fx_send(fx, to, &m);
 }
 
-static void send_batch(replica_t *r, syn_effects_t *fx, bool bcast, uint32_t to, const slot_t *s) {
+static void send_batch(syn_effects_t *fx, bool bcast, uint32_t to, const slot_t *s) {
   if (!syn_fx_room(fx, 1, s->blen + 256)) return;   /* asked for again later (need) */
   syn_msg_t m = { .def = &pbft_msgs[K_BATCH] };
   m.u[V_VIEW] = s->view; m.u[V_SEQ] = s->seq;
   m.b[V_DIGEST] = (syn_bytes_t){ s->bdigest, DIG };
   m.b[V_BODY] = (syn_bytes_t){ s->batch, s->blen };
-  (void)r;
   if (bcast) (void)syn_fx_broadcast(fx, &m); else (void)syn_fx_send(fx, to, &m);
 }
 
@@ -638,12 +649,8 @@ static void on_checkpoint(replica_t *r, const syn_event_t *ev, syn_effects_t *fx
   for (int i = 0; i < SYN_PBFT_CKPT_HISTORY; i++) {
     vote_t *v = &row[i];
     if (v->len && v->seq == seq) {
-      if (memcmp(v->d, dg(m, CK_DIGEST), DIG) != 0) {
-        reject(fx, ev->from, SYN_PBFT_R_CONFLICT);
-        if (!v->accused)
-          (void)syn_fx_evidence(fx, ev->from, SYN_PBFT_R_CONFLICT, seq, v->frame, v->len, ev->frame, ev->frame_len);
-        v->accused = true;
-      }
+      if (memcmp(v->d, dg(m, CK_DIGEST), DIG) != 0)
+        accuse(fx, ev, SYN_PBFT_R_CONFLICT, seq, &v->accused, v->frame, v->len);
       return;
     }
     if (slot == NULL || v->len == 0 || (slot->len && v->seq < slot->seq)) slot = v;
@@ -749,7 +756,6 @@ static void build_cert(replica_t *r, slot_t *s) {
     }
   }
   s->cert_len = len;
-  s->p_view = s->view;
 }
 
 static void progress(replica_t *r, syn_effects_t *fx, slot_t *s) {
@@ -836,12 +842,7 @@ static void on_pre_prepare(replica_t *r, const syn_event_t *ev, syn_effects_t *f
   if (s == NULL) return;
   const uint8_t *d = dg(m, V_DIGEST);
   if (s->have_pp && s->view == m->u[V_VIEW]) {
-    if (memcmp(s->digest, d, DIG) != 0) {
-      reject(fx, ev->from, SYN_PBFT_R_EQUIVOCATION);
-      if (!s->accused)
-        (void)syn_fx_evidence(fx, ev->from, SYN_PBFT_R_EQUIVOCATION, s->seq, s->pp, s->pp_len, ev->frame, ev->frame_len);
-      s->accused = true;
-    }
+    if (memcmp(s->digest, d, DIG) != 0) accuse(fx, ev, SYN_PBFT_R_EQUIVOCATION, s->seq, &s->accused, s->pp, s->pp_len);
     return;
   }
   if (s->nv_fixed && memcmp(s->nv_digest, d, DIG) != 0) { reject(fx, ev->from, SYN_PBFT_R_BAD_NEW_VIEW); return; }
@@ -857,10 +858,8 @@ static void on_pre_prepare(replica_t *r, const syn_event_t *ev, syn_effects_t *f
   memcpy(s->pp, ev->frame, ev->frame_len);
   s->pp_len = (uint16_t)ev->frame_len;
   s->sent_prepare = s->prepared = s->sent_commit = false;
-  uint8_t nd[DIG];
-  null_digest(nd);
-  if (memcmp(d, nd, DIG) == 0) { s->have_batch = true; s->blen = 0; memcpy(s->bdigest, nd, DIG); }
-  else if (s->have_batch && memcmp(s->bdigest, d, DIG) != 0) s->have_batch = false;
+  if (s->have_batch && memcmp(s->bdigest, d, DIG) != 0) s->have_batch = false;
+  null_body(r->null_d, s, d);
   arm_tick(r, fx);
   progress(r, fx, s);
 }
@@ -901,12 +900,7 @@ static void on_vote(replica_t *r, const syn_event_t *ev, syn_effects_t *fx, bool
   vote_t *v = commit ? &s->comm[ev->from] : &s->prep[ev->from];
   const uint8_t *d = dg(m, V_DIGEST);
   if (v->len && v->view == m->u[V_VIEW]) {
-    if (memcmp(v->d, d, DIG) != 0) {
-      reject(fx, ev->from, SYN_PBFT_R_CONFLICT);
-      if (!v->accused)
-        (void)syn_fx_evidence(fx, ev->from, SYN_PBFT_R_CONFLICT, s->seq, v->frame, v->len, ev->frame, ev->frame_len);
-      v->accused = true;
-    }
+    if (memcmp(v->d, d, DIG) != 0) accuse(fx, ev, SYN_PBFT_R_CONFLICT, s->seq, &v->accused, v->frame, v->len);
     return;
   }
   v->view = m->u[V_VIEW]; v->seq = s->seq; v->accused = false;
@@ -1094,10 +1088,8 @@ static void oset_compute(const replica_t *r, const vcrec_t *const *vcs, uint32_t
       if (seq > o->max_s) o->max_s = seq;
     }
   }
-  uint8_t nd[DIG];
-  null_digest(nd);
   for (uint64_t seq = o->min_s + 1; seq <= o->max_s; seq++)
-    if (!o->has[seq - o->min_s - 1]) memcpy(o->d[seq - o->min_s - 1], nd, DIG);
+    if (!o->has[seq - o->min_s - 1]) memcpy(o->d[seq - o->min_s - 1], r->null_d, DIG);
 }
 
 static void enter_view(replica_t *r, syn_effects_t *fx, uint64_t view, const oset_t *o) {
@@ -1114,8 +1106,6 @@ static void enter_view(replica_t *r, syn_effects_t *fx, uint64_t view, const ose
     else
       start_xfer(r, fx, o->min_s, o->min_d, o->proof, o->proof_len);
   }
-  uint8_t nd[DIG];
-  null_digest(nd);
   for (uint64_t seq = r->h + 1; seq <= r->h + r->L; seq++) {
     slot_t *s = slot_peek(r, seq);
     bool in_o = seq > o->min_s && seq <= o->max_s;
@@ -1140,7 +1130,7 @@ static void enter_view(replica_t *r, syn_effects_t *fx, uint64_t view, const ose
     memcpy(s->nv_digest, d, DIG);
     s->sent_prepare = s->prepared = s->sent_commit = false;
     if (s->have_batch && memcmp(s->bdigest, d, DIG) != 0) s->have_batch = false;
-    if (memcmp(d, nd, DIG) == 0) { s->have_batch = true; s->blen = 0; memcpy(s->bdigest, nd, DIG); }
+    null_body(r->null_d, s, d);
   }
   r->next_seq = o->max_s > r->h ? o->max_s : r->h;
   if (r->max_seen < r->next_seq) r->max_seen = r->next_seq;
@@ -1156,7 +1146,7 @@ static void enter_view(replica_t *r, syn_effects_t *fx, uint64_t view, const ose
       if (!syn_fx_room(fx, 2, 512)) break;   /* the tick retransmits what is missing */
       send_vote(fx, K_PRE_PREPARE, true, 0, view, seq, d);
       slot_t *s = slot_peek(r, seq);
-      if (s && s->have_batch && s->blen > 0) { s->view = view; send_batch(r, fx, true, 0, s); }
+      if (s && s->have_batch && s->blen > 0) { s->view = view; send_batch(fx, true, 0, s); }
     }
     maybe_propose(r, fx, false);
   } else if (has_pending(r)) {
@@ -1549,7 +1539,7 @@ static void on_need(replica_t *r, const syn_event_t *ev, syn_effects_t *fx) {
   if (!digest_ok(m, ND_DIGEST)) return;
   slot_t *s = slot_peek(r, m->u[ND_SEQ]);
   if (s && s->have_batch && s->blen > 0 && memcmp(s->bdigest, dg(m, ND_DIGEST), DIG) == 0)
-    send_batch(r, fx, false, ev->from, s);
+    send_batch(fx, false, ev->from, s);
 }
 
 /* ---- the periodic tick: retransmission and catching up ---- */
@@ -1581,7 +1571,7 @@ static void on_tick(replica_t *r, int64_t now_ns, syn_effects_t *fx) {
       if (s == NULL || !syn_fx_room(fx, 8, 4096)) continue;
       if (s->have_pp && s->view == r->view && now_ns - s->pp_at_ns < r->tick_ns) continue;   /* still fresh */
       if (s->have_pp && s->view == r->view) {
-        if (r->id == p) { send_vote(fx, K_PRE_PREPARE, true, 0, s->view, seq, s->digest); if (s->blen) send_batch(r, fx, true, 0, s); }
+        if (r->id == p) { send_vote(fx, K_PRE_PREPARE, true, 0, s->view, seq, s->digest); if (s->blen) send_batch(fx, true, 0, s); }
         if (s->sent_prepare && s->my_prep_view == s->view + 1) send_vote(fx, K_PREPARE, true, 0, s->view, seq, s->my_prep_d);
         if (s->sent_commit && s->my_comm_view == s->view + 1) send_vote(fx, K_COMMIT, true, 0, s->view, seq, s->my_comm_d);
         if (!s->have_batch) {
@@ -1815,6 +1805,8 @@ static int replica_init(pbft_t *p, const syn_proto_cfg_t *cfg) {
   r->tick_ns = cfg->params[SYN_PBFT_P_RETRANSMIT_MS] * SYN_NS_PER_MS;
   r->ring = cfg->ring;
   r->app = cfg->app;
+  static const uint8_t no_bytes[1];
+  syn_digest(no_bytes, 0, r->null_d);
   if (r->L < r->K || r->L > (SYN_PBFT_MAX_SNAPS - 1) * r->K) return -SYN_EINVAL;
   uint64_t vcb = vc_bound(r->n, r->L);
   if (vcb > MAX_VC_PAYLOAD) return -SYN_ELIMIT;
