@@ -3,16 +3,17 @@
 # Debian package is missing (apt-get, as root or through sudo).
 
 PKGS := gcc make pkg-config lua5.4 liblua5.4-dev libuv1-dev libsodium-dev \
-        libedit-dev lua-busted
+        libedit-dev lua-busted \
+        libsqlite3-dev libhttp-parser-dev curl
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 CC      ?= gcc
 CFLAGS  ?= -O2 -g
 # Always on, whatever CFLAGS a caller sets (make asan sets its own).
 SYN_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fPIC -fvisibility=hidden \
-              $(shell pkg-config --cflags lua5.4 libuv libsodium libedit 2>/dev/null)
+              $(shell pkg-config --cflags lua5.4 libuv libsodium libedit sqlite3 2>/dev/null)
 SANFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
-LIBS     = $(shell pkg-config --libs libuv libsodium 2>/dev/null) -lm
+LIBS     = $(shell pkg-config --libs libuv libsodium sqlite3 2>/dev/null) -lhttp_parser -lm
 EXELIBS  = $(shell pkg-config --libs lua5.4 libedit 2>/dev/null)
 
 BUILD   ?= build
