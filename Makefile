@@ -17,9 +17,12 @@ LIBS     = $(shell pkg-config --libs libuv libsodium sqlite3 2>/dev/null) -lhttp
 EXELIBS  = $(shell pkg-config --libs lua5.4 libedit 2>/dev/null)
 
 BUILD   ?= build
-SRCS    := $(filter-out engine/main.c,$(shell find engine -name '*.c' | sort))
+# The executable's own sources (libedit is linked into ./synod only).
+EXESRCS := engine/main.c engine/live/console.c
+SRCS    := $(filter-out $(EXESRCS),$(shell find engine -name '*.c' | sort))
 OBJS    := $(SRCS:%.c=$(BUILD)/%.o)
-DEPS    := $(OBJS:.o=.d) $(BUILD)/engine/main.d
+EXEOBJS := $(EXESRCS:%.c=$(BUILD)/%.o)
+DEPS    := $(OBJS:.o=.d) $(EXEOBJS:.o=.d)
 
 SEEDS   ?= $(SYNOD_SEEDS)
 LUA_ENV := LUA_PATH='./scripts/?.lua;./scripts/?/init.lua;;' LUA_CPATH='./?.so;;'
@@ -47,7 +50,7 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(SYN_CFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
 
-synod: $(OBJS) $(BUILD)/engine/main.o
+synod: $(OBJS) $(EXEOBJS)
 	$(CC) $(SYN_CFLAGS) $(CFLAGS) -o $@ $^ $(LIBS) $(EXELIBS) -Wl,-E
 
 # The Lua module: its symbols come from the interpreter that loads it.

@@ -12,8 +12,13 @@
 #include <lauxlib.h>
 #include <editline/readline.h>
 
+#include <signal.h>
+#include <uv.h>
+
 #include "base/base.h"
 #include "crypto/crypto.h"
+#include "live/console.h"
+#include "live/runtime.h"
 #include "lua/synl.h"
 
 int luaopen_synod(lua_State *L);
@@ -27,6 +32,7 @@ static const char usage[] =
   "                                         2 when the script fails\n"
   "  keygen --out DIR -n N [--seed S]       write N Ed25519 key pairs (node-<i>.key, 0600)\n"
   "                                         and DIR/keys.pub; --seed makes them deterministic\n"
+  "  node -p PORT -i ID -n N [OPTIONS]      run a live node (synod node --help for its options)\n"
   "  version                                print the version\n"
   "  help                                   this text\n"
   "  (none)                                 a Lua REPL with `synod` loaded\n"
@@ -36,7 +42,34 @@ static const char usage[] =
   "\n"
   "examples:\n"
   "  synod run scenarios/tom_basic.lua --seed 42\n"
-  "  synod keygen --out keys -n 4 --seed 1\n";
+  "  synod keygen --out keys -n 4 --seed 1\n"
+  "  synod node -p 8000 -i 0 -n 4 --keys keys\n";
+
+static const char node_usage[] =
+  "usage: synod node -p PORT -i ID -n N [OPTIONS]\n"
+  "\n"
+  "Runs member ID of an N-member cluster as a live process. Peers find each other\n"
+  "through a bootstrap peer: start one node without -b, give the others -b HOST:PORT.\n"
+  "\n"
+  "options:\n"
+  "  -p, --port PORT        listen for peers on PORT (0: any free port)\n"
+  "  -i, --id ID            this node's id, 0..N-1\n"
+  "  -n N                   members in the cluster\n"
+  "  -b, --bootstrap H:P    a running peer to learn the other peers' addresses from\n"
+  "  --protocol P           pbft (default) or tom\n"
+  "  --keys DIR             keys.pub and node-ID.key from 'synod keygen' (default: development\n"
+  "                         keys derived from seed 0, with a warning: for trying things only)\n"
+  "  --data DIR             this node's data directory (default data/node-ID), created 0700\n"
+  "  --listen HOST          the address to listen on (default 127.0.0.1)\n"
+  "  --clients C            pbft: client nodes this process hosts for submissions (default 1)\n"
+  "  --param NAME=VALUE     a protocol parameter (repeatable), e.g. --param batch_size=100\n"
+  "  --words N              tom: multicast N words, then only deliver (default: until stopped)\n"
+  "  --rate R               tom: words per second, Poisson arrivals (default 5)\n"
+  "  --quiet                no progress lines\n"
+  "  --log-level LEVEL      trace, debug, info, warn (default), error or off\n"
+  "\n"
+  "On a terminal the node offers a console (type 'help'). SIGINT and SIGTERM stop it\n"
+  "cleanly (exit 0).\n";
 
 static int fail_usage(const char *fmt, const char *arg) {
   fprintf(stderr, "synod: ");
@@ -143,6 +176,103 @@ static int cmd_keygen(int argc, char **argv) {
   return 0;
 }
 
+/* ---- synod node ---- */
+
+static bool parse_hostport(const char *s, char *host, size_t cap, uint16_t *port) {
+  const char *colon = strrchr(s, ':');
+  uint64_t p;
+  if (colon == NULL || colon == s || (size_t)(colon - s) >= cap || !parse_u64(colon + 1, &p) || p == 0 || p > 65535)
+    return false;
+  memcpy(host, s, (size_t)(colon - s));
+  host[colon - s] = '\0';
+  *port = (uint16_t)p;
+  return true;
+}
+
+static void node_stopped(void *ctx) {
+  (void)ctx;
+  syn_console_stop();
+}
+
+static int cmd_node(int argc, char **argv) {
+  syn_live_cfg_t cfg = { .proto = "pbft", .listen_host = "127.0.0.1" };
+  uint64_t v;
+  bool has_port = false, has_id = false, has_n = false;
+  int nparams = 0;
+  char boot_host[SYN_MAX_HOST_BYTES], data_dir[4096];
+  for (int i = 0; i < argc; i++) {
+    const char *a = argv[i], *next = i + 1 < argc ? argv[i + 1] : NULL;
+#define NEED() do { if (next == NULL) return fail_usage("node: %s needs a value", a); i++; } while (0)
+    if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) { fputs(node_usage, stdout); return 0; }
+    else if (strcmp(a, "-p") == 0 || strcmp(a, "--port") == 0) {
+      NEED(); if (!parse_u64(next, &v) || v > 65535) return fail_usage("node: -p must be a port 0..65535, got '%s'", next);
+      cfg.port = (uint16_t)v; has_port = true;
+    } else if (strcmp(a, "-i") == 0 || strcmp(a, "--id") == 0) {
+      NEED(); if (!parse_u64(next, &v) || v >= SYN_MAX_NODES) return fail_usage("node: -i must be a node id, got '%s'", next);
+      cfg.id = (uint32_t)v; has_id = true;
+    } else if (strcmp(a, "-n") == 0) {
+      NEED(); if (!parse_u64(next, &v) || v == 0 || v > SYN_MAX_NODES) return fail_usage("node: -n must be 1..256, got '%s'", next);
+      cfg.n = (uint32_t)v; has_n = true;
+    } else if (strcmp(a, "-b") == 0 || strcmp(a, "--bootstrap") == 0) {
+      NEED(); if (!parse_hostport(next, boot_host, sizeof boot_host, &cfg.bootstrap_port))
+        return fail_usage("node: -b wants HOST:PORT, e.g. 127.0.0.1:8000, got '%s'", next);
+      cfg.bootstrap_host = boot_host;
+    } else if (strcmp(a, "--protocol") == 0) {
+      NEED(); if (strcmp(next, "pbft") != 0 && strcmp(next, "tom") != 0) return fail_usage("node: --protocol must be pbft or tom, got '%s'", next);
+      cfg.proto = next;
+    } else if (strcmp(a, "--keys") == 0) { NEED(); cfg.keys_dir = next; }
+    else if (strcmp(a, "--data") == 0) { NEED(); cfg.data_dir = next; }
+    else if (strcmp(a, "--listen") == 0) { NEED(); cfg.listen_host = next; }
+    else if (strcmp(a, "--clients") == 0) {
+      NEED(); if (!parse_u64(next, &v) || v == 0 || v > SYN_MAX_LIVE_CLIENTS) return fail_usage("node: --clients must be 1..64, got '%s'", next);
+      cfg.clients_per_node = (uint32_t)v;
+    } else if (strcmp(a, "--param") == 0) {
+      NEED(); if (nparams >= SYN_MAX_PARAMS - 1) return fail_usage("node: too many --param (at most 15)%s", "");
+      cfg.params[nparams++] = next;
+    } else if (strcmp(a, "--words") == 0) {
+      NEED(); if (!parse_u64(next, &v)) return fail_usage("node: --words must be a count, got '%s'", next);
+      cfg.words = v;
+    } else if (strcmp(a, "--rate") == 0) {
+      NEED(); char *end; double r = strtod(next, &end);
+      if (*end || !(r > 0 && r <= 100000)) return fail_usage("node: --rate must be a positive number of words per second, got '%s'", next);
+      cfg.words_per_sec = r;
+    } else if (strcmp(a, "--quiet") == 0) cfg.quiet = true;
+    else if (strcmp(a, "--log-level") == 0) {
+      NEED(); syn_log_level_t level;
+      if (syn_log_parse_level(next, &level) != 0) return fail_usage("--log-level must be trace, debug, info, warn, error or off, got '%s'", next);
+      syn_log_set_level(level);
+    } else return fail_usage("node: unknown option '%s'", a);
+#undef NEED
+  }
+  if (!has_port || !has_id || !has_n) return fail_usage("node needs -p PORT, -i ID and -n N%s", "");
+  if (cfg.data_dir == NULL) { snprintf(data_dir, sizeof data_dir, "data/node-%u", cfg.id); cfg.data_dir = data_dir; }
+  signal(SIGPIPE, SIG_IGN);
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  syn_live_t *lv;
+  char err[512];
+  if (syn_live_new(&lv, &loop, &cfg, err, sizeof err) != 0) {
+    fprintf(stderr, "synod: node %u: %s\n", cfg.id, err);
+    uv_loop_close(&loop);
+    return 1;
+  }
+  syn_live_on_stop(lv, node_stopped, NULL);
+  if (!cfg.quiet) {
+    printf("synod node %u of %u (%s) listening on %s:%u", cfg.id, cfg.n, cfg.proto, cfg.listen_host,
+           syn_transport_port(syn_live_transport(lv)));
+    if (cfg.bootstrap_host) printf(", bootstrap %s:%u", cfg.bootstrap_host, cfg.bootstrap_port);
+    printf("\ndata %s\n", syn_live_data_dir(lv));
+    fflush(stdout);
+  }
+  syn_live_start(lv);
+  syn_console_start(lv);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  syn_live_free(lv);
+  int rc = uv_loop_close(&loop);
+  if (rc != 0) SYN_LOG_WARN("node: a handle was left open at exit (%s)", uv_strerror(rc));
+  return 0;
+}
+
 /* ---- REPL ---- */
 
 /* How the REPL shows a value: tables as {k = v, …}, keys sorted, two levels
@@ -244,6 +374,7 @@ int main(int argc, char **argv) {
   const char *cmd = argv[i++];
   if (strcmp(cmd, "run") == 0) return cmd_run(argc - i, argv + i);
   if (strcmp(cmd, "keygen") == 0) return cmd_keygen(argc - i, argv + i);
+  if (strcmp(cmd, "node") == 0) return cmd_node(argc - i, argv + i);
   if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) { printf("synod %s (Lua %s.%s)\n", SYN_VERSION, LUA_VERSION_MAJOR, LUA_VERSION_MINOR); return 0; }
   if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) { fputs(usage, stdout); return 0; }
   return fail_usage("unknown command '%s'", cmd);

@@ -43,11 +43,11 @@ describe("live frame stream", function()
     assert.same({ "a", "bc" }, live.stream():feed(live.prefix("a") .. live.prefix("bc")))
   end)
 
-  it("refuses a length over SYN_MAX_FRAME_BYTES from its 4-byte prefix alone, and stays dead", function()
-    local max = synod.wire.limits.max_frame_bytes
+  it("refuses a length over SYN_STREAM_MAX_BYTES (a frame and its destination) from its 4-byte prefix alone, and stays dead", function()
+    local max = synod.wire.limits.max_frame_bytes + 4
     local s = live.stream()
     assert.has_error(function() s:feed(string.pack(">I4", max + 1)) end,
-      ("stream: a frame announced a length of 0 or over SYN_MAX_FRAME_BYTES (%d): the connection must be closed"):format(max))
+      ("stream: a frame announced a length of 0 or over SYN_STREAM_MAX_BYTES (%d): the connection must be closed"):format(max))
     assert.is_true(s.dead)
     assert.has_error(function() s:feed(live.prefix("ok")) end, "stream: dead after an oversized frame; close the connection")
     local z = live.stream()
@@ -59,7 +59,7 @@ describe("live frame stream", function()
 
   it("refuses to prefix an empty or oversized frame", function()
     assert.has_error(function() live.prefix("") end)
-    assert.has_error(function() live.prefix(("x"):rep(synod.wire.limits.max_frame_bytes + 1)) end)
+    assert.has_error(function() live.prefix(("x"):rep(synod.wire.limits.max_frame_bytes + 5)) end)
   end)
 end)
 

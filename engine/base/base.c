@@ -3,6 +3,10 @@
 #include "base.h"
 
 #include <ctype.h>
+#include <dlfcn.h>
+#include <libgen.h>
+#include <limits.h>
+#include <unistd.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -242,3 +246,24 @@ int syn_unhex(const char *text, uint8_t *out, size_t n) {
   }
   return text[2 * n] == '\0' ? 0 : -SYN_EPARSE;
 }
+
+/* ---- home ---- */
+
+/* The engine's home: $SYNOD_HOME, or the folder holding this binary/module. */
+const char *syn_home_dir(void) {
+  static char home[PATH_MAX];
+  if (home[0]) return home;
+  const char *env = getenv("SYNOD_HOME");
+  if (env && *env) { snprintf(home, sizeof home, "%s", env); return home; }
+  Dl_info info;
+  if (dladdr((void *)syn_home_dir, &info) && info.dli_fname && strchr(info.dli_fname, '/')) {
+    char path[PATH_MAX];
+    if (realpath(info.dli_fname, path)) { snprintf(home, sizeof home, "%s", dirname(path)); return home; }
+  }
+  char exe[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (n > 0) { exe[n] = '\0'; snprintf(home, sizeof home, "%s", dirname(exe)); return home; }
+  snprintf(home, sizeof home, ".");
+  return home;
+}
+

@@ -116,4 +116,8 @@ void syn_hex(const uint8_t *src, size_t n, char *out);
 /* Parses exactly 2n hex digits into n bytes. */
 int syn_unhex(const char *text, uint8_t *out, size_t n);
 
+/* The engine's home: $SYNOD_HOME, or the folder holding this binary or module
+ * (data/ and scripts/ live there). */
+const char *syn_home_dir(void);
+
 #endif

@@ -17,7 +17,7 @@ void syn_stream_free(syn_stream_t *s) {
 }
 
 int syn_stream_prefix(size_t len, uint8_t out[SYN_STREAM_PREFIX_BYTES]) {
-  if (len == 0 || len > SYN_MAX_FRAME_BYTES) return -SYN_ETOOBIG;
+  if (len == 0 || len > SYN_STREAM_MAX_BYTES) return -SYN_ETOOBIG;
   syn_put_u32(out, (uint32_t)len);
   return 0;
 }
@@ -27,7 +27,7 @@ static int reserve(syn_stream_t *s, size_t need) {
   if (need <= s->cap) return 0;
   size_t cap = s->cap ? s->cap : 4096;
   while (cap < need) cap *= 2;
-  if (cap > SYN_STREAM_PREFIX_BYTES + SYN_MAX_FRAME_BYTES) cap = SYN_STREAM_PREFIX_BYTES + SYN_MAX_FRAME_BYTES;
+  if (cap > SYN_STREAM_PREFIX_BYTES + SYN_STREAM_MAX_BYTES) cap = SYN_STREAM_PREFIX_BYTES + SYN_STREAM_MAX_BYTES;
   uint8_t *b = realloc(s->buf, cap);
   if (b == NULL) return -SYN_ENOMEM;
   s->buf = b;
@@ -51,7 +51,7 @@ int syn_stream_feed(syn_stream_t *s, const uint8_t *data, size_t n, syn_stream_f
     s->len += take; data += take; n -= take;
     if (s->len == SYN_STREAM_PREFIX_BYTES && want == SYN_STREAM_PREFIX_BYTES) {
       uint32_t body = syn_get_u32(s->buf);
-      if (body == 0 || body > SYN_MAX_FRAME_BYTES) {   /* refused before any buffer is sized for it */
+      if (body == 0 || body > SYN_STREAM_MAX_BYTES) {   /* refused before any buffer is sized for it */
         s->dead = true;
         return -SYN_ETOOBIG;
       }

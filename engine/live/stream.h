@@ -2,9 +2,11 @@
  * socket is involved: a byte stream cut into length-prefixed frames, and
  * the authenticated handshake that opens every connection.
  *
- * Stream: each frame travels as u32 length (big-endian) ‖ frame bytes. The
- * reader learns a frame's length from its 4-byte prefix and refuses one
- * over SYN_MAX_FRAME_BYTES before sizing any buffer for it; the stream is
+ * Stream: each unit travels as u32 length (big-endian) ‖ its bytes. The
+ * live transport's unit is an envelope, u32 destination ‖ frame, so a unit is
+ * at most SYN_STREAM_MAX_BYTES (a full frame and 4 bytes). The reader learns
+ * a unit's length from its 4-byte prefix and refuses one over that limit
+ * before sizing any buffer for it; the stream is
  * then dead (the connection must be closed: nothing after a lying length
  * can be trusted to be aligned). It buffers at most one frame.
  *
@@ -26,6 +28,8 @@
 #include "../crypto/crypto.h"
 
 #define SYN_STREAM_PREFIX_BYTES 4
+#define SYN_STREAM_DEST_BYTES   4      /* the live transport's envelope: u32 destination ‖ frame */
+#define SYN_STREAM_MAX_BYTES    (SYN_MAX_FRAME_BYTES + SYN_STREAM_DEST_BYTES)   /* one stream unit */
 #define SYN_HS_MAGIC            0x53594e48u   /* "SYNH" */
 #define SYN_HS_VERSION          1
 #define SYN_HS_NONCE_BYTES      32

@@ -51,8 +51,8 @@ static int l_stream_feed(lua_State *L) {
   collect_t c = { L, 0 };
   int rc = syn_stream_feed(s, (const uint8_t *)data, n, collect, &c);
   if (rc == -SYN_ETOOBIG)
-    return luaL_error(L, "stream: a frame announced a length of 0 or over SYN_MAX_FRAME_BYTES (%d): "
-                         "the connection must be closed", (int)SYN_MAX_FRAME_BYTES);
+    return luaL_error(L, "stream: a frame announced a length of 0 or over SYN_STREAM_MAX_BYTES (%d): "
+                         "the connection must be closed", (int)SYN_STREAM_MAX_BYTES);
   if (rc == -SYN_ESTATE) return luaL_error(L, "stream: dead after an oversized frame; close the connection");
   if (rc) return luaL_error(L, "stream: %s", syn_strerror(rc));
   return 1;
@@ -72,7 +72,7 @@ static int l_prefix(lua_State *L) {
   const char *frame = luaL_checklstring(L, 1, &n);
   uint8_t p[SYN_STREAM_PREFIX_BYTES];
   if (syn_stream_prefix(n, p) != 0)
-    return luaL_argerror(L, 1, lua_pushfstring(L, "frame of %d bytes: must be 1..%d", (int)n, (int)SYN_MAX_FRAME_BYTES));
+    return luaL_argerror(L, 1, lua_pushfstring(L, "frame of %d bytes: must be 1..%d", (int)n, (int)SYN_STREAM_MAX_BYTES));
   luaL_Buffer b;
   luaL_buffinit(L, &b);
   luaL_addlstring(&b, (const char *)p, sizeof p);

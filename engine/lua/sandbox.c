@@ -131,24 +131,6 @@ static int l_log_level(lua_State *L) {
 
 /* ---- home, data ---- */
 
-/* The engine's home: $SYNOD_HOME, or the folder holding this binary/module. */
-static const char *home_dir(void) {
-  static char home[PATH_MAX];
-  if (home[0]) return home;
-  const char *env = getenv("SYNOD_HOME");
-  if (env && *env) { snprintf(home, sizeof home, "%s", env); return home; }
-  Dl_info info;
-  if (dladdr((void *)home_dir, &info) && info.dli_fname && strchr(info.dli_fname, '/')) {
-    char path[PATH_MAX];
-    if (realpath(info.dli_fname, path)) { snprintf(home, sizeof home, "%s", dirname(path)); return home; }
-  }
-  char exe[PATH_MAX];
-  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-  if (n > 0) { exe[n] = '\0'; snprintf(home, sizeof home, "%s", dirname(exe)); return home; }
-  snprintf(home, sizeof home, ".");
-  return home;
-}
-
 /* Reads a whole file (bounded); pushes its contents or raises. */
 static void push_file(lua_State *L, const char *path, size_t max_bytes) {
   FILE *f = fopen(path, "rb");
@@ -172,7 +154,7 @@ static int l_data(lua_State *L) {
   if (name[0] == '\0' || name[0] == '.' || strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") != strlen(name))
     luaL_argerror(L, 1, "a plain file name under data/ expected");
   char path[PATH_MAX];
-  snprintf(path, sizeof path, "%s/data/%s", home_dir(), name);
+  snprintf(path, sizeof path, "%s/data/%s", syn_home_dir(), name);
   push_file(L, path, SYN_MAX_DATA_BYTES);
   return 1;
 }
@@ -418,8 +400,8 @@ static int l_sandbox_env(lua_State *L) {
   /* require: scripts/ of the engine, then the script's own folder */
   lua_pushvalue(L, env);
   lua_newtable(L);
-  if (dir) lua_pushfstring(L, "%s/scripts/?.lua;%s/scripts/?/init.lua;%s/?.lua;%s/?/init.lua", home_dir(), home_dir(), dir, dir);
-  else lua_pushfstring(L, "%s/scripts/?.lua;%s/scripts/?/init.lua", home_dir(), home_dir());
+  if (dir) lua_pushfstring(L, "%s/scripts/?.lua;%s/scripts/?/init.lua;%s/?.lua;%s/?/init.lua", syn_home_dir(), syn_home_dir(), dir, dir);
+  else lua_pushfstring(L, "%s/scripts/?.lua;%s/scripts/?/init.lua", syn_home_dir(), syn_home_dir());
   lua_pushcclosure(L, l_sandbox_require, 3);
   lua_setfield(L, env, "require");
   return 1;
@@ -465,5 +447,5 @@ void synL_open_sandbox(lua_State *L) {
   lua_pushcfunction(L, l_format_time); lua_setfield(L, -2, "format_time");
   lua_pushcfunction(L, l_data); lua_setfield(L, -2, "data");
   lua_pushcfunction(L, l_log_level); lua_setfield(L, -2, "log_level");
-  lua_pushstring(L, home_dir()); lua_setfield(L, -2, "home");
+  lua_pushstring(L, syn_home_dir()); lua_setfield(L, -2, "home");
 }
