@@ -18,6 +18,7 @@
 #include "base/base.h"
 #include "crypto/crypto.h"
 #include "live/console.h"
+#include "live/repl.h"
 #include "live/runtime.h"
 #include "lua/synl.h"
 
@@ -33,6 +34,8 @@ static const char usage[] =
   "  keygen --out DIR -n N [--seed S]       write N Ed25519 key pairs (node-<i>.key, 0600)\n"
   "                                         and DIR/keys.pub; --seed makes them deterministic\n"
   "  node -p PORT -i ID -n N [OPTIONS]      run a live node (synod node --help for its options)\n"
+  "  attach PATH                            a Lua REPL inside a running node (PATH: its\n"
+  "                                         repl.sock or data directory)\n"
   "  version                                print the version\n"
   "  help                                   this text\n"
   "  (none)                                 a Lua REPL with `synod` loaded\n"
@@ -190,8 +193,8 @@ static bool parse_hostport(const char *s, char *host, size_t cap, uint16_t *port
 }
 
 static void node_stopped(void *ctx) {
-  (void)ctx;
   syn_console_stop();
+  syn_repl_close(ctx);
 }
 
 static int cmd_node(int argc, char **argv) {
@@ -256,45 +259,88 @@ static int cmd_node(int argc, char **argv) {
     uv_loop_close(&loop);
     return 1;
   }
-  syn_live_on_stop(lv, node_stopped, NULL);
+  lua_State *L = new_state();
+  syn_repl_t *repl = NULL;
+  if (syn_repl_new(&repl, lv, L, err, sizeof err) != 0) {
+    fprintf(stderr, "synod: node %u: %s\n", cfg.id, err);
+    syn_live_stop(lv);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    syn_live_free(lv);
+    lua_close(L);
+    uv_loop_close(&loop);
+    return 1;
+  }
+  syn_live_on_stop(lv, node_stopped, repl);
   if (!cfg.quiet) {
     printf("synod node %u of %u (%s) listening on %s:%u", cfg.id, cfg.n, cfg.proto, cfg.listen_host,
            syn_transport_port(syn_live_transport(lv)));
     if (cfg.bootstrap_host) printf(", bootstrap %s:%u", cfg.bootstrap_host, cfg.bootstrap_port);
-    printf("\ndata %s\n", syn_live_data_dir(lv));
+    printf("\ndata %s · REPL: synod attach %s\n", syn_live_data_dir(lv), syn_repl_path(repl));
     fflush(stdout);
   }
   syn_live_start(lv);
   syn_console_start(lv);
   uv_run(&loop, UV_RUN_DEFAULT);
   syn_live_free(lv);
+  syn_repl_free(repl);
+  lua_close(L);
   int rc = uv_loop_close(&loop);
   if (rc != 0) SYN_LOG_WARN("node: a handle was left open at exit (%s)", uv_strerror(rc));
   return 0;
 }
 
-/* ---- REPL ---- */
+/* ---- synod attach ---- */
 
-/* How the REPL shows a value: tables as {k = v, …}, keys sorted, two levels
- * deep, long ones cut. A Lua chunk because it is presentation only. */
-static const char show_src[] =
-  "local function key(k) if type(k) == 'string' and k:match('^[%a_][%w_]*$') then return k end\n"
-  "  return '[' .. (type(k) == 'string' and ('%q'):format(k) or tostring(k)) .. ']' end\n"
-  "local function show(v, depth)\n"
-  "  if type(v) == 'string' then return depth > 0 and ('%q'):format(v) or v end\n"
-  "  if type(v) ~= 'table' or getmetatable(v) and getmetatable(v).__tostring then return tostring(v) end\n"
-  "  if depth >= 2 then return '{…}' end\n"
-  "  local keys, n = {}, #v\n"
-  "  for k in pairs(v) do if not (math.type(k) == 'integer' and k >= 1 and k <= n) then keys[#keys + 1] = k end end\n"
-  "  table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)\n"
-  "  local parts = {}\n"
-  "  for i = 1, math.min(n, 20) do parts[#parts + 1] = show(v[i], depth + 1) end\n"
-  "  if n > 20 then parts[#parts + 1] = ('… %d more'):format(n - 20) end\n"
-  "  for i = 1, math.min(#keys, 30) do parts[#parts + 1] = key(keys[i]) .. ' = ' .. show(v[keys[i]], depth + 1) end\n"
-  "  if #keys > 30 then parts[#parts + 1] = ('… %d more keys'):format(#keys - 30) end\n"
-  "  return '{' .. table.concat(parts, ', ') .. '}'\n"
-  "end\n"
-  "return function(v) return show(v, 0) end\n";
+static void attach_out(void *ctx, char kind, const char *text, size_t len) {
+  (void)ctx;
+  FILE *f = kind == 'e' ? stderr : stdout;
+  fwrite(text, 1, len, f);
+  if (kind == 'e' && (len == 0 || text[len - 1] != '\n')) fputc('\n', f);
+  fflush(f);
+}
+
+static int cmd_attach(int argc, char **argv) {
+  if (argc != 1 || argv[0][0] == '-') {
+    if (argc == 1 && (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0)) {
+      printf("usage: synod attach PATH\n\nA Lua REPL inside a running node: PATH is its repl.sock or its data\n"
+             "directory. `node` is the node (node:status(), node:peers(), node:log(n),\n"
+             "node:behave(require \"behaviors.pbft.equivocate\" {...}), node:behave(nil)).\n"
+             "Without a terminal, chunks are read from standard input; the exit status is 1\n"
+             "if any of them failed.\n");
+      return 0;
+    }
+    return fail_usage("attach needs the node's socket or data directory: synod attach PATH%s", "");
+  }
+  char err[512];
+  int fd = syn_repl_connect(argv[0], err, sizeof err);
+  if (fd < 0) { fprintf(stderr, "synod: %s\n", err); return 1; }
+  bool tty = isatty(STDIN_FILENO);
+  if (tty) printf("attached to %s — Lua %s.%s inside the node; `node` is the node; Ctrl-D detaches.\n", argv[0],
+                  LUA_VERSION_MAJOR, LUA_VERSION_MINOR);
+  int status = 0;
+  char *line;
+  syn_buf_t chunk;
+  syn_buf_init(&chunk, SYN_MAX_FRAME_BYTES - 16);
+  while ((line = readline(tty ? (chunk.len ? ">> " : "node> ") : "")) != NULL) {
+    if (chunk.len == 0 && *line == '\0') { free(line); continue; }
+    if (chunk.len) (void)syn_buf_append(&chunk, "\n", 1);
+    if (syn_buf_append(&chunk, line, strlen(line)) != 0) { fprintf(stderr, "synod: chunk too long\n"); free(line); status = 1; break; }
+    if (tty && *line) add_history(line);
+    free(line);
+    int rc = syn_repl_eval(fd, (const char *)chunk.data, chunk.len, attach_out, NULL);
+    if (rc == 2) continue;   /* incomplete: read another line */
+    syn_buf_reset(&chunk);
+    if (rc == -2) { fprintf(stderr, "synod: the node closed the REPL connection\n"); status = 1; break; }
+    if (rc == 1) status = 1;
+  }
+  if (chunk.len && status == 0) { fprintf(stderr, "synod: input ended inside an unfinished chunk\n"); status = 1; }
+  syn_buf_free(&chunk);
+  close(fd);
+  if (tty) printf("\n");
+  return tty ? 0 : status;
+}
+
+/* ---- REPL ---- */
 
 static bool incomplete(lua_State *L, int status) {
   if (status != LUA_ERRSYNTAX) return false;
@@ -306,7 +352,7 @@ static bool incomplete(lua_State *L, int status) {
 static int cmd_repl(void) {
   lua_State *L = new_state();
   bool tty = isatty(STDIN_FILENO);
-  if (luaL_loadstring(L, show_src) != LUA_OK || lua_pcall(L, 0, 1, 0) != LUA_OK) {
+  if (luaL_loadstring(L, syn_repl_show_src) != LUA_OK || lua_pcall(L, 0, 1, 0) != LUA_OK) {
     fprintf(stderr, "synod: %s\n", lua_tostring(L, -1));
     return 2;
   }
@@ -375,6 +421,7 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "run") == 0) return cmd_run(argc - i, argv + i);
   if (strcmp(cmd, "keygen") == 0) return cmd_keygen(argc - i, argv + i);
   if (strcmp(cmd, "node") == 0) return cmd_node(argc - i, argv + i);
+  if (strcmp(cmd, "attach") == 0) return cmd_attach(argc - i, argv + i);
   if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) { printf("synod %s (Lua %s.%s)\n", SYN_VERSION, LUA_VERSION_MAJOR, LUA_VERSION_MINOR); return 0; }
   if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) { fputs(usage, stdout); return 0; }
   return fail_usage("unknown command '%s'", cmd);

@@ -12,6 +12,7 @@
 
 #include "../base/base.h"
 #include "../wire/wire.h"
+#include "../node/node.h"
 
 /* Each synL_open_* is called with the module table on top of the stack; it
  * sets its functions/sub-tables into it and leaves the stack as it was. */
@@ -52,5 +53,36 @@ int64_t synL_checktime(lua_State *L, int arg);
 int64_t synL_opttime(lua_State *L, int arg, int64_t def);
 /* Reads t[key] as a time, or def when absent; errors name the key. */
 int64_t synL_fieldtime(lua_State *L, int t, const char *key, int64_t def, const char *fname);
+
+/* ---- the behaviour bridge (behave.c) ----
+ * One per node that may carry a behaviour. The owner (a simulation, a live
+ * node) says which thread hooks run on, which node they drive, what the
+ * hook's first argument is, what to do around each call, and the budget. */
+typedef struct synL_behav synL_behav_t;
+typedef struct {
+  lua_State *(*thread)(synL_behav_t *b);
+  syn_node_t *(*node)(synL_behav_t *b);
+  void (*push_node)(lua_State *T, synL_behav_t *b);   /* the hooks' `node` argument */
+  void *(*enter)(synL_behav_t *b);                    /* optional: before a hook call */
+  void (*leave)(synL_behav_t *b, void *token);        /* optional: after it, with enter's token */
+  int (*budget)(synL_behav_t *b);                     /* VM instructions per hook call */
+} synL_behav_ops_t;
+struct synL_behav {
+  const synL_behav_ops_t *ops;
+  void *owner;
+  uint32_t id;
+  int ref;                 /* registry: the behaviour's hook table */
+  syn_buf_t scratch;       /* on_receive's rewritten message lives here */
+  uint32_t errors;         /* hook errors seen, for logging only */
+};
+void synL_behav_init(synL_behav_t *b, const synL_behav_ops_t *ops, void *owner, uint32_t id);
+void synL_behav_free(synL_behav_t *b);
+/* node:behave's body: installs the hook table at idx (nil removes the
+ * behaviour). Raises on a malformed table; true when one was installed. */
+bool synL_behave(lua_State *L, int idx, synL_behav_t *b);
+/* Views of a node both runtimes show (each pushes one value, returns 1). */
+int synL_push_node_frame(lua_State *L, syn_node_t *node, int msg);   /* the signed frame for msg at index msg */
+int synL_push_node_counters(lua_State *L, syn_node_t *node);          /* sent, received, dropped, rejected … */
+int synL_push_node_evidence(lua_State *L, syn_node_t *node);          /* a list of {against, reason, round, a, b …} */
 
 #endif
