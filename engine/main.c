@@ -17,6 +17,7 @@
 
 #include "base/base.h"
 #include "crypto/crypto.h"
+#include "live/cluster.h"
 #include "live/console.h"
 #include "live/repl.h"
 #include "live/runtime.h"
@@ -36,6 +37,8 @@ static const char usage[] =
   "  node -p PORT -i ID -n N [OPTIONS]      run a live node (synod node --help for its options)\n"
   "  attach PATH                            a Lua REPL inside a running node (PATH: its\n"
   "                                         repl.sock or data directory)\n"
+  "  cluster up|status|submit|kill|restart|down [--dir DIR]\n"
+  "                                         a local cluster of node processes (synod cluster help)\n"
   "  version                                print the version\n"
   "  help                                   this text\n"
   "  (none)                                 a Lua REPL with `synod` loaded\n"
@@ -422,6 +425,13 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "keygen") == 0) return cmd_keygen(argc - i, argv + i);
   if (strcmp(cmd, "node") == 0) return cmd_node(argc - i, argv + i);
   if (strcmp(cmd, "attach") == 0) return cmd_attach(argc - i, argv + i);
+  if (strcmp(cmd, "cluster") == 0) {
+    char self[4096];
+    ssize_t k = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (k <= 0) { fprintf(stderr, "synod: cannot find its own executable\n"); return 2; }
+    self[k] = '\0';
+    return syn_cluster_main(argc - i, argv + i, self);
+  }
   if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) { printf("synod %s (Lua %s.%s)\n", SYN_VERSION, LUA_VERSION_MAJOR, LUA_VERSION_MINOR); return 0; }
   if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) { fputs(usage, stdout); return 0; }
   return fail_usage("unknown command '%s'", cmd);
