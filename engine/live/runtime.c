@@ -13,6 +13,7 @@
 #include <sodium.h>
 
 #include "../app/app.h"
+#include "store.h"
 
 #define MAX_WORDS 4096
 
@@ -70,6 +71,7 @@ struct syn_live {
   fifo_t *waiting;                 /* per local node: submissions in order */
   uint32_t npending;
   syn_transport_t *tr;
+  syn_store_t *store;              /* DATA/synod.db: the member's persisted records */
   qframe_t *qhead, *qtail;
   size_t qbytes;
   uv_idle_t drain;
@@ -476,6 +478,15 @@ int syn_live_new(syn_live_t **out, uv_loop_t *loop, const syn_live_cfg_t *cfg, c
   lv->data_dir = strdup(cfg->data_dir);
   lv->cfg.data_dir = lv->data_dir;
   if ((rc = make_dirs(lv->data_dir, err, errlen)) != 0) goto fail;
+  {
+    /* Opened first: a foreign or corrupt data directory stops the node here. */
+    uint8_t cluster[SYN_DIGEST_BYTES];
+    syn_hs_cluster(&lv->members, cluster);
+    if ((rc = syn_store_open(&lv->store, lv->data_dir, cluster, cfg->id, proto->name)) != 0) {
+      snprintf(err, errlen, "%s", syn_store_error(NULL));
+      goto fail;
+    }
+  }
   if ((rc = set_params(lv, err, errlen)) != 0) goto fail;
   lv->pcfg.clients = lv->total - cfg->n;
   lv->pcfg.ring = &lv->ring;
@@ -579,6 +590,7 @@ void syn_live_free(syn_live_t *lv) {
   syn_transport_free(lv->tr);
   while (lv->qhead) { qframe_t *q = lv->qhead; lv->qhead = q->next; free(q); }
   if (lv->delivered) fclose(lv->delivered);
+  if (lv->store) { (void)syn_store_sync(lv->store); syn_store_close(lv->store); }
   syn_fx_free(&lv->fx);
   free(lv->nodes); free(lv->timers); free(lv->waiting); free(lv->words); free(lv->data_dir);
   free(lv);
