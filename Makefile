@@ -28,7 +28,7 @@ SEEDS   ?= $(SYNOD_SEEDS)
 LUA_ENV := LUA_PATH='./scripts/?.lua;./scripts/?/init.lua;;' LUA_CPATH='./?.so;;'
 BUSTED  ?= busted --lua=lua5.4
 
-.PHONY: all build run test bench asan soak clean deps
+.PHONY: all build run test bench bench-live cluster asan soak clean deps
 
 all: deps
 	@$(MAKE) --no-print-directory build
@@ -68,6 +68,14 @@ test: all
 
 bench: all
 	@$(LUA_ENV) lua5.4 scripts/bench.lua $(BENCH_ARGS)
+
+# Closed-loop clients against a local 4-node PBFT cluster over loopback.
+bench-live: all
+	./synod bench $(BENCH_ARGS)
+
+# A local 4-node PBFT cluster in ./cluster (synod cluster status / submit / down).
+cluster: all
+	./synod cluster up -n 4
 
 # Every spec (100,000 fuzzed frames among them) against a sanitizer build of
 # the module; scenarios run through ./synod, built as usual.

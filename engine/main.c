@@ -17,6 +17,7 @@
 
 #include "base/base.h"
 #include "crypto/crypto.h"
+#include "live/bench.h"
 #include "live/cluster.h"
 #include "live/console.h"
 #include "live/repl.h"
@@ -39,6 +40,8 @@ static const char usage[] =
   "                                         repl.sock or data directory)\n"
   "  cluster up|status|submit|kill|restart|down [--dir DIR]\n"
   "                                         a local cluster of node processes (synod cluster help)\n"
+  "  bench [--clients 1,16,64] [--batch 1,100] [--seconds S]\n"
+  "                                         closed-loop clients against a local 4-node PBFT cluster\n"
   "  version                                print the version\n"
   "  help                                   this text\n"
   "  (none)                                 a Lua REPL with `synod` loaded\n"
@@ -425,12 +428,12 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "keygen") == 0) return cmd_keygen(argc - i, argv + i);
   if (strcmp(cmd, "node") == 0) return cmd_node(argc - i, argv + i);
   if (strcmp(cmd, "attach") == 0) return cmd_attach(argc - i, argv + i);
-  if (strcmp(cmd, "cluster") == 0) {
+  if (strcmp(cmd, "cluster") == 0 || strcmp(cmd, "bench") == 0) {
     char self[4096];
     ssize_t k = readlink("/proc/self/exe", self, sizeof self - 1);
     if (k <= 0) { fprintf(stderr, "synod: cannot find its own executable\n"); return 2; }
     self[k] = '\0';
-    return syn_cluster_main(argc - i, argv + i, self);
+    return strcmp(cmd, "cluster") == 0 ? syn_cluster_main(argc - i, argv + i, self) : syn_bench_main(argc - i, argv + i, self);
   }
   if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) { printf("synod %s (Lua %s.%s)\n", SYN_VERSION, LUA_VERSION_MAJOR, LUA_VERSION_MINOR); return 0; }
   if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) { fputs(usage, stdout); return 0; }
