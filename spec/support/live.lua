@@ -82,6 +82,12 @@ function M.rss_kb(pid)
   return s and tonumber(s:match("VmRSS:%s*(%d+)"))
 end
 
+-- Peak resident memory of a process in KiB (VmHWM), or nil when it is gone.
+function M.hwm_kb(pid)
+  local s = read_file("/proc/" .. pid .. "/status")
+  return s and tonumber(s:match("VmHWM:%s*(%d+)"))
+end
+
 -- Open file descriptors of a process, or nil when it is gone.
 function M.fds(pid)
   local out, rc = sh("ls /proc/" .. pid .. "/fd 2>/dev/null | wc -l")
@@ -208,13 +214,21 @@ function M.cluster(opts)
   return c
 end
 
+-- A list of ids (nil: every node) as a set.
+local function idset(c, ids)
+  local set = {}
+  if ids then for _, i in ipairs(ids) do set[i] = true end
+  else for i = 0, c.n - 1 do set[i] = true end end
+  return set
+end
+
 function Cluster:node(i) return assert(self.nodes[i], "no node " .. tostring(i)) end
 
 -- The logs' tails, for a timeout's message.
 function Cluster:context(ids)
-  local parts = {}
+  local parts, set = {}, idset(self, ids)
   for i = 0, self.n - 1 do
-    if not ids or ids[i] then
+    if set[i] and self.nodes[i].pid then
       local nd = self.nodes[i]
       parts[#parts + 1] = ("-- node %d (pid %s, %s) log tail:\n%s"):format(i, tostring(nd.pid),
         M.alive(nd.pid) and "running" or ("exited " .. tostring(self:exit_code(i))), M.tail(nd.log, 8))
@@ -275,23 +289,29 @@ end
 
 -- Starts every node: 0 first, the others bootstrapping from it; then waits
 -- until every node has its n-1 peers connected (read through attach).
+-- opts.only: the ids to start (a list, default all; the first is the
+-- bootstrap); opts.connected = false skips the wait.
 function Cluster:start(opts)
   opts = opts or {}
-  self:start_node(0)
-  local boot = "127.0.0.1:" .. self.nodes[0].port
-  for i = 1, self.n - 1 do self:start_node(i, boot) end
-  if opts.connected ~= false then self:wait_connected() end
+  local ids = opts.only
+  if not ids then ids = {} for i = 0, self.n - 1 do ids[#ids + 1] = i end end
+  self:start_node(ids[1])
+  local boot = "127.0.0.1:" .. self.nodes[ids[1]].port
+  for k = 2, #ids do self:start_node(ids[k], boot) end
+  self.running = ids
+  if opts.connected ~= false then self:wait_connected(ids) end
   return self
 end
 
+-- Waits until each node in ids (a list, default all) is connected to the
+-- other nodes of the list.
 function Cluster:wait_connected(ids, timeout_s)
-  for i = 0, self.n - 1 do
-    if not ids or ids[i] then
-      self:wait(("node %d to connect to its %d peers"):format(i, self.n - 1), function()
-        local st = self:status(i)
-        return st.peers_connected == self.n - 1, "peers_connected = " .. tostring(st.peers_connected)
-      end, timeout_s or 15, 0.2)
-    end
+  if not ids then ids = {} for i = 0, self.n - 1 do ids[#ids + 1] = i end end
+  for _, i in ipairs(ids) do
+    self:wait(("node %d to connect to its %d peers"):format(i, #ids - 1), function()
+      local st = self:status(i)
+      return st.peers_connected >= #ids - 1, "peers_connected = " .. tostring(st.peers_connected)
+    end, timeout_s or 15, 0.2)
   end
 end
 
@@ -410,15 +430,15 @@ function Cluster:submit(i, ops)
   assert(rc == 0, ("submit at node %d failed: %s%s"):format(i, err, out))
 end
 
--- Waits until every node in ids (default all) has last_executed >= seq.
-function Cluster:wait_executed(seq, timeout_s, ids)
-  for i = 0, self.n - 1 do
-    if not ids or ids[i] then
-      self:wait(("node %d to execute up to %d"):format(i, seq), function()
-        local st = self:status(i)
-        return st.last_executed >= seq, ("last_executed = %d, view %d"):format(st.last_executed, st.view)
-      end, timeout_s or 20, 0.2)
-    end
+-- Waits until every node in ids (a list, default the running ones) has
+-- executed at least `ops` operations (status executed_ops).
+function Cluster:wait_ops(ops, timeout_s, ids)
+  for _, i in ipairs(ids or self.running) do
+    self:wait(("node %d to execute %d ops"):format(i, ops), function()
+      local st = self:status(i)
+      return st.executed_ops >= ops, ("executed_ops = %d, last_executed %d, view %d"):format(st.executed_ops,
+        st.last_executed, st.view)
+    end, timeout_s or 30, 0.2)
   end
 end
 
