@@ -22,6 +22,7 @@ void synL_open_sandbox(lua_State *L);  /* synod.sandbox, synod.data, synod.time 
 void synL_open_kv(lua_State *L);       /* synod.kv(): the replicated key-value app (lua_kv.c) */
 void synL_open_lin(lua_State *L);      /* synod.kv_history(): linearizability (lua_lin.c) */
 void synL_open_live(lua_State *L);     /* synod.live: frame stream and handshake (lua_live.c) */
+void synL_open_http(lua_State *L);     /* synod.live.http_parse/json/http_selftest (lua_http.c) */
 
 /* Calls the function below nargs arguments in protected mode with a
  * traceback handler. On error returns the Lua status and leaves the message
