@@ -273,6 +273,18 @@ describe("http request assembler", function()
     end)
   end)
 
+  it("finds and percent-decodes a query parameter", function()
+    local q = "value=put%20k+v%2B1&empty=&flag&x=%00%ff&value=second"
+    assert.equal("put k v+1", live.http_query(q, "value"))     -- the first one
+    assert.equal("", live.http_query(q, "empty"))
+    assert.equal("", live.http_query(q, "flag"))
+    assert.equal("\0\255", live.http_query(q, "x"))
+    assert.is_nil(live.http_query(q, "val"))
+    assert.is_nil(live.http_query("", "value"))
+    assert.has_error(function() live.http_query("v=%4", "v") end, "http_query: parse error")
+    assert.has_error(function() live.http_query("v=%zz", "v") end, "http_query: parse error")
+  end)
+
   it("never crashes on random or mutated input, and answers only with its own statuses", function()
     seeds.each({ 11, 12, 13 }, function(seed)
       local rnd = rng(seed)

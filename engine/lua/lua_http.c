@@ -43,6 +43,9 @@
  *     answer_errors lists every syn_http_respond/error refusal (syn_strerror
  *     text). A Lua error in respond is answered 500 and raised afterwards.
  *
+ *   synod.live.http_query(query, name) → the decoded value, or nil when absent
+ *     (raises on a bad %-escape or a value over SYN_MAX_HTTP_URL_BYTES)
+ *
  *   synod.live.http_limits = { body_bytes, header_bytes, url_bytes, auth_bytes,
  *                              conns, pipeline, idle_timeout_ms }
  *
@@ -190,6 +193,22 @@ static int l_http_parse(lua_State *L) {
     lua_pushstring(L, u->c.reason);
   }
   return 3;
+}
+
+/* ---- http_query ---- */
+
+static int l_http_query(lua_State *L) {
+  size_t qlen;
+  const char *q = luaL_checklstring(L, 1, &qlen);
+  const char *name = luaL_checkstring(L, 2);
+  char *out = lua_newuserdatauv(L, SYN_MAX_HTTP_URL_BYTES + 1, 0);
+  size_t len;
+  bool found;
+  int rc = syn_http_query_param(q, qlen, name, out, SYN_MAX_HTTP_URL_BYTES + 1, &len, &found);
+  if (rc) return luaL_error(L, "http_query: %s", syn_strerror(rc));
+  if (!found) return 0;
+  lua_pushlstring(L, out, len);
+  return 1;
 }
 
 /* ---- json ---- */
@@ -914,6 +933,8 @@ void synL_open_http(lua_State *L) {
   lua_setfield(L, -2, "http_parse");
   lua_pushcfunction(L, l_json);
   lua_setfield(L, -2, "json");
+  lua_pushcfunction(L, l_http_query);
+  lua_setfield(L, -2, "http_query");
   lua_pushcfunction(L, l_http_selftest);
   lua_setfield(L, -2, "http_selftest");
   lua_createtable(L, 0, 7);
