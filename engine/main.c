@@ -17,6 +17,7 @@
 
 #include "base/base.h"
 #include "crypto/crypto.h"
+#include "live/api.h"
 #include "live/bench.h"
 #include "live/cluster.h"
 #include "live/console.h"
@@ -70,6 +71,10 @@ static const char node_usage[] =
   "                         keys derived from seed 0, with a warning: for trying things only)\n"
   "  --data DIR             this node's data directory (default data/node-ID), created 0700\n"
   "  --listen HOST          the address to listen on (default 127.0.0.1)\n"
+  "  --http PORT            serve the HTTP admin API on 127.0.0.1:PORT (0: any free port)\n"
+  "  --http-listen HOST     the address for HTTP (default 127.0.0.1)\n"
+  "  --http-token T         every HTTP request needs 'Authorization: Bearer T'\n"
+  "                         (or set SYNOD_HTTP_TOKEN)\n"
   "  --clients C            pbft: client nodes this process hosts for submissions (default 1)\n"
   "  --param NAME=VALUE     a protocol parameter (repeatable), e.g. --param batch_size=100\n"
   "  --words N              tom: multicast N words, then only deliver (default: until stopped)\n"
@@ -198,16 +203,21 @@ static bool parse_hostport(const char *s, char *host, size_t cap, uint16_t *port
   return true;
 }
 
+typedef struct { syn_repl_t *repl; syn_api_t *api; } services_t;
+
 static void node_stopped(void *ctx) {
+  services_t *sv = ctx;
   syn_console_stop();
-  syn_repl_close(ctx);
+  syn_repl_close(sv->repl);
+  syn_api_close(sv->api);
 }
 
 static int cmd_node(int argc, char **argv) {
   syn_live_cfg_t cfg = { .proto = "pbft", .listen_host = "127.0.0.1" };
   uint64_t v;
   bool has_port = false, has_id = false, has_n = false;
-  int nparams = 0;
+  int nparams = 0, http_port = -1;
+  const char *http_host = "127.0.0.1", *http_token = getenv("SYNOD_HTTP_TOKEN");
   char boot_host[SYN_MAX_HOST_BYTES], data_dir[4096];
   for (int i = 0; i < argc; i++) {
     const char *a = argv[i], *next = i + 1 < argc ? argv[i + 1] : NULL;
@@ -229,7 +239,12 @@ static int cmd_node(int argc, char **argv) {
     } else if (strcmp(a, "--protocol") == 0) {
       NEED(); if (strcmp(next, "pbft") != 0 && strcmp(next, "tom") != 0) return fail_usage("node: --protocol must be pbft or tom, got '%s'", next);
       cfg.proto = next;
-    } else if (strcmp(a, "--keys") == 0) { NEED(); cfg.keys_dir = next; }
+    } else if (strcmp(a, "--http") == 0) {
+      NEED(); if (!parse_u64(next, &v) || v > 65535) return fail_usage("node: --http must be a port 0..65535, got '%s'", next);
+      http_port = (int)v;
+    } else if (strcmp(a, "--http-listen") == 0) { NEED(); http_host = next; }
+    else if (strcmp(a, "--http-token") == 0) { NEED(); http_token = next; }
+    else if (strcmp(a, "--keys") == 0) { NEED(); cfg.keys_dir = next; }
     else if (strcmp(a, "--data") == 0) { NEED(); cfg.data_dir = next; }
     else if (strcmp(a, "--listen") == 0) { NEED(); cfg.listen_host = next; }
     else if (strcmp(a, "--clients") == 0) {
@@ -276,11 +291,24 @@ static int cmd_node(int argc, char **argv) {
     uv_loop_close(&loop);
     return 1;
   }
-  syn_live_on_stop(lv, node_stopped, repl);
+  services_t sv = { .repl = repl };
+  if (http_port >= 0 && syn_api_new(&sv.api, lv, http_host, http_port, http_token, err, sizeof err) != 0) {
+    fprintf(stderr, "synod: node %u: %s\n", cfg.id, err);
+    syn_repl_close(repl);
+    syn_live_stop(lv);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    syn_live_free(lv);
+    syn_repl_free(repl);
+    lua_close(L);
+    uv_loop_close(&loop);
+    return 1;
+  }
+  syn_live_on_stop(lv, node_stopped, &sv);
   if (!cfg.quiet) {
     printf("synod node %u of %u (%s) listening on %s:%u", cfg.id, cfg.n, cfg.proto, cfg.listen_host,
            syn_transport_port(syn_live_transport(lv)));
     if (cfg.bootstrap_host) printf(", bootstrap %s:%u", cfg.bootstrap_host, cfg.bootstrap_port);
+    if (sv.api) printf(", http %s:%d%s", http_host, syn_api_port(sv.api), http_token && *http_token ? " (token)" : "");
     printf("\ndata %s · REPL: synod attach %s\n", syn_live_data_dir(lv), syn_repl_path(repl));
     fflush(stdout);
   }
@@ -289,6 +317,7 @@ static int cmd_node(int argc, char **argv) {
   uv_run(&loop, UV_RUN_DEFAULT);
   syn_live_free(lv);
   syn_repl_free(repl);
+  syn_api_free(sv.api);
   lua_close(L);
   int rc = uv_loop_close(&loop);
   if (rc != 0) SYN_LOG_WARN("node: a handle was left open at exit (%s)", uv_strerror(rc));

@@ -234,9 +234,18 @@ static int cmd_status(const ccfg_t *c, bool json) {
   return running == c->n ? 0 : 1;
 }
 
+/* mkdir -p, 0700 for what it creates. */
+static int make_path(const char *dir) {
+  char buf[2200];
+  snprintf(buf, sizeof buf, "%s", dir);
+  for (char *p = buf + 1; *p; p++)
+    if (*p == '/') { *p = '\0'; if (mkdir(buf, 0700) != 0 && errno != EEXIST) return -1; *p = '/'; }
+  return mkdir(buf, 0700) != 0 && errno != EEXIST ? -1 : 0;
+}
+
 static int cmd_up(ccfg_t *c, const char *self) {
   char path[2200];
-  if (mkdir(c->dir, 0700) != 0 && errno != EEXIST) return fail("cannot create '%s'", c->dir);
+  if (make_path(c->dir) != 0) return fail("cannot create '%s'", c->dir);
   snprintf(path, sizeof path, "%s/logs", c->dir);
   if (mkdir(path, 0700) != 0 && errno != EEXIST) return fail("cannot create '%s'", path);
   ccfg_t old = { 0 };

@@ -18,5 +18,6 @@ __attribute__((visibility("default"))) int luaopen_synod(lua_State *L) {
   synL_open_lin(L);
   synL_open_live(L);
   synL_open_store(L);
+  synL_open_http(L);
   return 1;
 }

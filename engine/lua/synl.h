@@ -24,6 +24,7 @@ void synL_open_kv(lua_State *L);       /* synod.kv(): the replicated key-value a
 void synL_open_lin(lua_State *L);      /* synod.kv_history(): linearizability (lua_lin.c) */
 void synL_open_live(lua_State *L);     /* synod.live: frame stream and handshake (lua_live.c) */
 void synL_open_store(lua_State *L);    /* synod.live.store: a node's durable record store (lua_store.c) */
+void synL_open_http(lua_State *L);     /* synod.live.http_parse/json/http_selftest (lua_http.c) */
 
 /* Calls the function below nargs arguments in protected mode with a
  * traceback handler. On error returns the Lua status and leaves the message
