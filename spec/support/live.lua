@@ -127,28 +127,6 @@ end
 -- Raised inside a wait's fn: ends the wait at once with msg.
 function M.fatal(msg) error({ fatal = msg }, 0) end
 
--- Ports not listening on this machine (from /proc/net/tcp{,6}), picked at
--- random below the ephemeral range so an outgoing connection cannot hold
--- one. The node reports a port it cannot bind, and start() retries.
-local used_ports = {}
-function M.free_ports(k)
-  local busy = {}
-  for _, f in ipairs({ "/proc/net/tcp", "/proc/net/tcp6" }) do
-    for port in (read_file(f) or ""):gmatch("\n%s*%d+: [%x]+:(%x+) ") do busy[tonumber(port, 16)] = true end
-  end
-  local out = {}
-  local seed = math.floor(M.now() * 1e6) + owner()
-  local r = require "support.rng" (seed)
-  while #out < k do
-    local p = r(20000, 32000)
-    if not busy[p] and not used_ports[p] then
-      used_ports[p] = true
-      out[#out + 1] = p
-    end
-  end
-  return out
-end
-
 -- Whether this synod's node takes --http (the HTTP admin API is built in).
 local http_support
 function M.has_http()
@@ -187,7 +165,7 @@ Cluster.__index = Cluster
 
 -- opts: n (4), protocol ("pbft"), seed (keygen --seed; random keys when nil),
 -- params ({name = value}), clients, words, rate (tom), http (true: each node
--- gets --http on a free port), token (--http-token), extra (more argv words),
+-- serves HTTP on a free port), token (--http-token), extra (more argv words),
 -- dir (default a fresh temp dir), log_level.
 function M.cluster(opts)
   opts = opts or {}
@@ -220,6 +198,16 @@ local function idset(c, ids)
   if ids then for _, i in ipairs(ids) do set[i] = true end
   else for i = 0, c.n - 1 do set[i] = true end end
   return set
+end
+
+-- Runs fn(c) with a new cluster (opts as for M.cluster) and always stops
+-- it afterwards, also when fn fails (the error is raised again).
+function M.with_cluster(opts, fn)
+  local c = M.cluster(opts)
+  local ok, err = xpcall(fn, debug.traceback, c)
+  c:down()
+  if not ok then error(err, 0) end
+  return c
 end
 
 function Cluster:node(i) return assert(self.nodes[i], "no node " .. tostring(i)) end
@@ -256,8 +244,9 @@ function Cluster:argv(i, port, bootstrap)
   for k in pairs(o.params or {}) do names[#names + 1] = k end
   table.sort(names)
   for _, k in ipairs(names) do a[#a + 1] = "--param"; a[#a + 1] = k .. "=" .. tostring(o.params[k]) end
-  if nd.http then
-    a[#a + 1] = "--http"; a[#a + 1] = tostring(nd.http)
+  if o.http then
+    -- 0 at the first start (any free port, read back from the log), then the same port.
+    a[#a + 1] = "--http"; a[#a + 1] = tostring(nd.http or 0)
     if o.token then a[#a + 1] = "--http-token"; a[#a + 1] = o.token end
   end
   for _, w in ipairs(o.extra or {}) do a[#a + 1] = w end
@@ -265,19 +254,26 @@ function Cluster:argv(i, port, bootstrap)
 end
 
 -- Starts node i (again, after a kill: same data directory and, once known,
--- the same peer port) and waits until it listens. bootstrap: "host:port".
+-- the same peer and HTTP ports) and waits until it listens (its first line,
+-- "listening on 127.0.0.1:P[, http 127.0.0.1:H]", gives the ports).
+-- bootstrap: "host:port".
 function Cluster:start_node(i, bootstrap)
   local nd = self:node(i)
   assert(not M.alive(nd.pid), "node " .. i .. " is still running")
-  if self.opts.http and not nd.http then nd.http = M.free_ports(1)[1] end
   nd.starts = nd.starts + 1
   -- Each run logs to its own file (node-I.log.K); nd.log is the current one.
   nd.log = ("%s/node-%d.log.%d"):format(self.dir, i, nd.starts)
   nd.pid = M.spawn(self:argv(i, nd.port or 0, bootstrap), nd.log, nd.pid_path, nd.rc_path)
   self.procs[#self.procs + 1] = nd.pid
   local port = self:wait(("node %d to listen (its 'listening on' line)"):format(i), function()
-    local p = (read_file(nd.log) or ""):match("listening on 127%.0%.0%.1:(%d+)")
-    if p then return tonumber(p) end
+    local line = (read_file(nd.log) or ""):match("listening on 127%.0%.0%.1:%d+[^\n]*\n")
+    if line then
+      if self.opts.http then
+        nd.http = tonumber(line:match("http 127%.0%.0%.1:(%d+)"))
+        if not nd.http then M.fatal(("node %d listens without HTTP: %s"):format(i, line)) end
+      end
+      return tonumber(line:match("listening on 127%.0%.0%.1:(%d+)"))
+    end
     if not M.alive(nd.pid) and read_file(nd.rc_path) then
       M.fatal(("node %d exited (%s) before listening:\n%s"):format(i, (read_file(nd.rc_path):gsub("%s+$", "")),
         M.tail(nd.log, 20)))
@@ -483,6 +479,74 @@ function Cluster:json(i, path)
   local v, _, err = json.decode(body)
   if v == nil then error(("GET %s at node %d: not JSON (%s): %s"):format(path, i, tostring(err), body), 2) end
   return v
+end
+
+-- A closed-loop HTTP client in bash over a keep-alive connection (bash's
+-- /dev/tcp: no process per op, so the timestamps hug each request): posts
+-- each line of $OPS to /submit in turn and appends
+-- "invoke<TAB>respond<TAB>status<TAB>body" to $OUT, the times from
+-- $EPOCHREALTIME taken before the request is written and after the whole
+-- answer is read (status 0: no answer — connection refused or lost; the
+-- op may or may not have taken effect). After a failure it reconnects
+-- before the next op (after 0.2 s). Stops early when the file $STOP
+-- exists. Every read is bounded (-t 20).
+M.HTTP_CLIENT_SH = [[
+export LC_ALL=C
+trap '' PIPE
+up=0
+connect() { exec 3<>/dev/tcp/127.0.0.1/$PORT && up=1; } 2>/dev/null
+while IFS= read -r op; do
+  [ -n "$STOP" ] && [ -e "$STOP" ] && break
+  t0=$EPOCHREALTIME
+  code=0 body=
+  if [ "$up" = 1 ] || connect; then
+    # One write() for the whole request: bash's output is line-buffered, so
+    # it ends with a newline (the server trims it from the op); a tail
+    # written apart would wait on Nagle for the server's delayed ACK.
+    printf -v req 'POST /submit HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\nContent-Length: %d\r\n\r\n%s\n' \
+      "$TOKEN" "$((${#op} + 1))" "$op"
+    ok=0
+    if printf '%s' "$req" >&3 && IFS= read -r -t 20 status <&3; then
+      len=0
+      while IFS= read -r -t 20 line <&3; do
+        line=${line%$'\r'}
+        [ -z "$line" ] && { ok=1; break; }
+        case "${line,,}" in content-length:*) len=${line#*:}; len=${len// /} ;; esac
+      done
+      if [ "$ok" = 1 ] && [ "$len" -gt 0 ]; then IFS= read -r -t 20 -N "$len" body <&3 || ok=0; fi
+    fi
+    if [ "$ok" = 1 ]; then code=${status#HTTP/1.? }; code=${code%% *}
+    else up=0; body=; exec 3>&-; fi
+  fi
+  t1=$EPOCHREALTIME
+  printf '%s\t%s\t%s\t%s\n' "$t0" "$t1" "$code" "${body//$'\n'/ }" >>"$OUT"
+  [ "$code" = 0 ] && sleep 0.2
+done <"$OPS"
+echo client-done
+]]
+
+-- Starts M.HTTP_CLIENT_SH against node i's HTTP port (the cluster's token);
+-- ops_path: one op a line; out: the results file. Returns the bash_bg handle.
+function Cluster:http_client(i, ops_path, out, stop_path)
+  return self:bash_bg(M.HTTP_CLIENT_SH, { PORT = self:node(i).http, TOKEN = self.opts.token or "", OPS = ops_path,
+                                          OUT = out, STOP = stop_path or "" })
+end
+
+local function epoch_ns(t) -- "1700000000.123456" → integer ns
+  local s, us = t:match("^(%d+)[.,](%d+)$")
+  return tonumber(s) * 1000000000 + tonumber((us .. "000000"):sub(1, 6)) * 1000
+end
+
+-- The rows of an HTTP client's results file, in op order:
+-- { invoke_ns, respond_ns, status (0: no answer), body }.
+function M.http_results(path)
+  local rows = {}
+  for line in (read_file(path) or ""):gmatch("[^\n]+") do
+    local t0, t1, code, body = line:match("^(%S+)\t(%S+)\t(%d+)\t(.*)$")
+    assert(t0, "malformed HTTP client line: " .. line)
+    rows[#rows + 1] = { invoke_ns = epoch_ns(t0), respond_ns = epoch_ns(t1), status = tonumber(code), body = body }
+  end
+  return rows
 end
 
 -- ---- raw TCP (bash /dev/tcp) ----
