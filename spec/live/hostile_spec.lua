@@ -83,7 +83,8 @@ exec 3>&-
 echo session-done
 ]]
 
--- Opens $COUNT connections, holds them $HOLD s.
+-- Opens $COUNT connections and holds them $HOLD s (past the handshake
+-- deadline), then until the file $GO exists (at most 20 s more).
 local FLOOD_SH = [[
 opened=0
 for i in $(seq "$COUNT"); do
@@ -92,6 +93,7 @@ for i in $(seq "$COUNT"); do
 done
 echo "opened $opened"
 sleep "$HOLD"
+for i in $(seq 200); do [ -e "$GO" ] && break; sleep 0.1; done
 ]]
 
 describe("live node under hostile input", function()
@@ -257,14 +259,16 @@ describe("live node under hostile input", function()
   it("survives a connection flood: refuses past the pending bound, times out the rest, serves meanwhile", function()
     local t0 = transport()
     local fds0 = live.fds(target.pid)
-    local flood = c:bash_bg(FLOOD_SH, { PORT = target.port, COUNT = FLOOD, HOLD = 7 })
+    local go = dir .. "/flood.go"
+    local flood = c:bash_bg(FLOOD_SH, { PORT = target.port, COUNT = FLOOD, HOLD = 6, GO = go })
     local trunc = send("trunc-held", prefix(keys:hello(2, nonce(21))):sub(1, 40), 7)
     c:wait("the flood to open its connections", function() return flood.output():match("opened (%d+)") end, 20)
     assert.equal(("opened %d\n"):format(FLOOD), flood.output())
     -- The cluster executes while the flood is held.
     load(10, "flood")
     c:wait_ops(submitted, 30)
-    assert.is_false(flood.done(), "the flood ended before the cluster executed: hold it longer")
+    assert.is_false(flood.done(), "the flood ended before the cluster executed")
+    live.write_file(go, "")
     finished("the flood to end", flood)
     finished("the held truncated hello to end", trunc)
     local t1 = c:wait("every flood connection to be refused or timed out", function()

@@ -1,12 +1,14 @@
 -- support/live.lua — real `synod node` processes for spec/live: start a
--- cluster on loopback with free ports, talk to its nodes (synod attach,
--- HTTP through curl, raw TCP through bash's /dev/tcp), stop them.
+-- cluster on loopback (ports from -p 0 and --http 0, read back from each
+-- node's first line), talk to its nodes (synod attach, HTTP through curl or
+-- a keep-alive bash client, raw TCP through bash's /dev/tcp), stop them.
 --
 --   local live = require "support.live"
 --   local c = live.cluster { n = 4, protocol = "pbft", params = { view_change_ms = 1000 } }
 --   finally(function() c:down() end)     -- every process, even on failure
 --   c:start()                             -- node 0 first, the others with -b
 --   c:wait("4 nodes executed 10", function() ... end, 20)
+--   -- or: live.with_cluster(opts, function(c) ... end), which always downs it
 --
 -- Rules it keeps: every process it starts is recorded (pid file written by
 -- the wrapper shell) and killed by c:down(); a watchdog kills a node whose
@@ -551,8 +553,9 @@ end
 
 -- ---- raw TCP (bash /dev/tcp) ----
 
--- Runs a bash script (text) in the background, its output into a file;
--- returns a handle with :done(), :output(), :kill(). The script sees $PORT.
+-- Runs a bash script (text) in the background for at most 60 s, its output
+-- into a file, with the variables of env set at its top; returns a handle
+-- with done(), rc(), output() and stop() (SIGTERM). down() stops it too.
 function Cluster:bash_bg(script, env)
   self.nbg = (self.nbg or 0) + 1
   local base = ("%s/bg-%d"):format(self.dir, self.nbg)
@@ -568,7 +571,7 @@ function Cluster:bash_bg(script, env)
     done = function() return read_file(base .. ".rc") ~= nil end,
     rc = function() return tonumber(read_file(base .. ".rc") or "") end,
     output = function() return read_file(base .. ".out") or "" end,
-    kill = function() sh("kill -KILL " .. pid .. " 2>/dev/null") end,
+    stop = function() sh("kill -TERM " .. pid .. " 2>/dev/null") end,
   }
 end
 
