@@ -176,23 +176,12 @@ static uint32_t check_to(lua_State *L, int arg, syn_node_t *node) {
 
 static int l_send(lua_State *L) {
   syn_node_t *node = syn_live_node(of(L)->lv);
-  uint32_t to = check_to(L, 1, node);
-  int64_t delay = synL_opttime(L, 3, 0);
-  syn_msg_t m;
-  synL_check_msg(L, 2, 2, NULL, node->proto->name, &m);
-  int rc = syn_node_emit(node, to, &m, delay);
-  if (rc) luaL_error(L, "cannot send: %s", syn_strerror(rc));
-  return 0;
+  return synL_node_send(L, node, check_to(L, 1, node), 2);
 }
 
 static int l_replay(lua_State *L) {
   syn_node_t *node = syn_live_node(of(L)->lv);
-  uint32_t to = check_to(L, 1, node);
-  size_t len;
-  const char *frame = luaL_checklstring(L, 2, &len);
-  if (len == 0 || len > SYN_MAX_FRAME_BYTES) luaL_argerror(L, 2, "frame must be 1..SYN_MAX_FRAME_BYTES bytes");
-  syn_node_emit_raw(node, to, (const uint8_t *)frame, len, synL_opttime(L, 3, 0));
-  return 0;
+  return synL_node_replay(L, node, check_to(L, 1, node), 2);
 }
 
 static int l_frame(lua_State *L) { return synL_push_node_frame(L, syn_live_node(of(L)->lv), 1); }

@@ -814,25 +814,13 @@ static int l_node_behave(lua_State *L) {
  * with this node's own key. */
 static int l_node_send(lua_State *L) {
   lnode_t *ln = check_node(L, 1);
-  syn_node_t *node = node_of(ln);
-  uint32_t to = check_node_id(L, 2, ln->ls);
-  int64_t delay = synL_opttime(L, 4, 0);
-  syn_msg_t m;
-  synL_check_msg(L, 3, 3, NULL, node->proto->name, &m);
-  int rc = syn_node_emit(node, to, &m, delay);
-  if (rc) luaL_error(L, "cannot send: %s", syn_strerror(rc));
-  return 0;
+  return synL_node_send(L, node_of(ln), check_node_id(L, 2, ln->ls), 3);
 }
 
 /* node:replay(to, frame [, delay]) — resends captured frame bytes as they are. */
 static int l_node_replay(lua_State *L) {
   lnode_t *ln = check_node(L, 1);
-  uint32_t to = check_node_id(L, 2, ln->ls);
-  size_t len;
-  const char *frame = luaL_checklstring(L, 3, &len);
-  if (len > SYN_MAX_FRAME_BYTES) luaL_argerror(L, 3, "frame over SYN_MAX_FRAME_BYTES");
-  syn_node_emit_raw(node_of(ln), to, (const uint8_t *)frame, len, synL_opttime(L, 4, 0));
-  return 0;
+  return synL_node_replay(L, node_of(ln), check_node_id(L, 2, ln->ls), 3);
 }
 
 static int l_node_frame(lua_State *L) {
