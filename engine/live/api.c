@@ -226,6 +226,20 @@ static void prom_status(void *ctx, const char *key, int64_t value) {
   prom(p->o, "%s{name=\"%s\"} %lld\n", p->metric, key, (long long)value);
 }
 
+typedef struct { const char *key; int64_t value; } lookup_t;
+
+static void find_value(void *ctx, const char *key, int64_t value) {
+  lookup_t *l = ctx;
+  if (strcmp(key, l->key) == 0) l->value = value;
+}
+
+/* One status field by name (0 when the protocol has none). */
+static int64_t status_value(syn_live_t *lv, const char *key) {
+  lookup_t l = { key, 0 };
+  syn_live_status(lv, find_value, &l);
+  return l.value;
+}
+
 static void do_metrics(syn_api_t *a, const syn_http_req_t *r) {
   syn_node_t *n = syn_live_node(a->lv);
   syn_buf_t *o = &a->out;
@@ -244,6 +258,12 @@ static void do_metrics(syn_api_t *a, const syn_http_req_t *r) {
   const uint64_t *tr = syn_transport_refused(syn_live_transport(a->lv));
   for (int k = 0; k < SYN_TR_COUNT; k++)
     if (tr[k]) prom(o, "synod_messages_dropped_total{reason=\"%s\"} %llu\n", syn_transport_reason((syn_tr_reason_t)k), (unsigned long long)tr[k]);
+  int64_t commits = 0, vcs = 0, pending = 0;
+  struct { const char *key; int64_t *v; } want[] = { { "commits", &commits }, { "view_changes", &vcs }, { "pending", &pending } };
+  for (size_t k = 0; k < sizeof want / sizeof want[0]; k++) *want[k].v = status_value(a->lv, want[k].key);
+  prom(o, "# HELP synod_commits_total Slots this node committed and executed.\n# TYPE synod_commits_total counter\nsynod_commits_total %lld\n", (long long)commits);
+  prom(o, "# HELP synod_view_changes_total View changes this node went through.\n# TYPE synod_view_changes_total counter\nsynod_view_changes_total %lld\n", (long long)vcs);
+  prom(o, "# HELP synod_submissions_pending Submissions waiting for their result.\n# TYPE synod_submissions_pending gauge\nsynod_submissions_pending %lld\n", (long long)pending);
   prom(o, "# HELP synod_state Protocol and runtime state, by name (view, last_executed, commits, view_changes, pending …).\n# TYPE synod_state gauge\n");
   pctx_t pc = { o, "synod_state" };
   syn_live_status(a->lv, prom_status, &pc);
