@@ -185,7 +185,24 @@ static int l_replay(lua_State *L) {
 }
 
 static int l_frame(lua_State *L) { return synL_push_node_frame(L, syn_live_node(of(L)->lv), 1); }
-static int l_counters(lua_State *L) { return synL_push_node_counters(L, syn_live_node(of(L)->lv)); }
+static void drop_field(void *ctx, const char *key, int64_t value) {
+  lua_State *L = ctx;
+  if (value == 0) return;   /* like the node's tables: only reasons that happened */
+  lua_pushinteger(L, value);
+  lua_setfield(L, -2, key);
+}
+
+/* The node's counters, plus `transport`: what this process dropped before
+ * a frame reached the node (refused connections by reason, routing drops).
+ * A table of its own: its names (bad_signature …) mean other things there. */
+static int l_counters(lua_State *L) {
+  syn_repl_t *r = of(L);
+  synL_push_node_counters(L, syn_live_node(r->lv));
+  lua_newtable(L);
+  syn_live_drops(r->lv, drop_field, L);
+  lua_setfield(L, -2, "transport");
+  return 1;
+}
 static int l_evidence(lua_State *L) { return synL_push_node_evidence(L, syn_live_node(of(L)->lv)); }
 
 static int l_submit(lua_State *L) {
