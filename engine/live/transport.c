@@ -187,10 +187,12 @@ static void share_dir(syn_transport_t *t) {
     if (c->state == C_UP) send_ctrl_dir(t, c);
 }
 
-/* Records an address for p; a self-claim replaces, a relayed one only fills. */
+/* Records an address for p. A self-claim replaces; a relayed one fills a
+ * gap, or replaces one we cannot reach (p restarted on another port). */
 static bool learn(syn_transport_t *t, uint32_t p, const char *host, uint16_t port, bool self_claim) {
   syn_peer_info_t *i = &t->peers[p].info;
-  if (i->known && (!self_claim || (strcmp(i->host, host) == 0 && i->port == port))) return false;
+  if (i->known && strcmp(i->host, host) == 0 && i->port == port) return false;
+  if (i->known && !self_claim && t->peers[p].conn != NULL) return false;
   snprintf(i->host, sizeof i->host, "%s", host);
   i->port = port;
   i->known = true;

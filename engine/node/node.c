@@ -240,6 +240,7 @@ static void apply(syn_node_t *node, const syn_effects_t *fx) {
       break;
     case SYN_FX_REJECT:
       if (e->reason < SYN_MAX_REASONS) node->c.rejected[e->reason]++;
+      if (e->origin == node->id && node->in_request) node->request_refused = (int)e->reason + 1;
       break;
     case SYN_FX_TRACE:
       if (node->rt->trace) node->rt->trace(node->rt->ctx, node, (const char *)syn_fx_data(fx, e), e->len);
@@ -360,8 +361,11 @@ int syn_node_request(syn_node_t *node, const uint8_t *op, size_t len) {
   if (len > SYN_MAX_OP_BYTES) return -SYN_ETOOBIG;
   node->c.requests++;
   syn_event_t ev = { .kind = SYN_EV_REQUEST, .op = op, .op_len = len };
+  node->in_request = true;
+  node->request_refused = 0;
   step(node, &ev);
-  return 0;
+  node->in_request = false;
+  return node->request_refused ? -SYN_ELIMIT : 0;
 }
 
 void syn_node_behave(syn_node_t *node, const syn_behavior_t *b) {

@@ -105,6 +105,8 @@ struct syn_node {
   uint64_t evidence_bytes;
   uint8_t *frame_buf;            /* SYN_MAX_FRAME_BYTES scratch for outbound frames */
   syn_buf_t loop_cur, loop_next; /* own broadcast frames to step (proto->loopback) */
+  bool in_request;               /* a request's step is under way */
+  int request_refused;           /* 1 + the reason the protocol refused the last request (0: taken) */
 };
 
 /* Creates node `id` of `n` running proto with cfg. n counts every node of
@@ -135,6 +137,10 @@ void syn_node_start(syn_node_t *node);
  * Returns 0 or the -SYN_E* reason it was dropped for (also counted). */
 int syn_node_receive(syn_node_t *node, const uint8_t *frame, size_t len);
 void syn_node_timer_fired(syn_node_t *node, uint32_t timer, uint64_t gen);
+/* Returns 0 when the protocol took the request, -SYN_ELIMIT when it refused
+ * it in its step (a reject against the node itself: queue full, too long …;
+ * request_refused - 1 is the reason), -SYN_ESTATE when the node is down,
+ * -SYN_ETOOBIG over SYN_MAX_OP_BYTES. */
 int syn_node_request(syn_node_t *node, const uint8_t *op, size_t len);
 
 /* Frames, signs and sends m to `to` (a behaviour's own or rewritten message),
