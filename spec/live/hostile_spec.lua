@@ -17,7 +17,7 @@
 --     the attacker's hello replayed → replayed_hello; a hello as member 3
 --     whose auth is signed with another key → bad_signature;
 --   after a good handshake as member 3: a frame that is not a frame →
---     dropped.bad_magic; a prepare signed with the wrong key →
+--     dropped.bad_magic; two prepares signed with the wrong key →
 --     dropped.bad_signature; a frame claiming sender 0 on 3's connection →
 --     transport.sender_mismatch; a unit for a node not in that process →
 --     transport.misrouted; 20 units of the largest legal size →
@@ -98,7 +98,7 @@ describe("live node under hostile input", function()
   local c, target, root, dir
 
   setup(function()
-    c = live.cluster { n = N, seed = SEED, tag = "hostile" }
+    c = live.cluster { n = N, seed = SEED, tag = "hostile", http = live.has_http() }
     c:start { only = { 0, 1, 2 } }
     target = c:node(TARGET)
     root = (live.sh("pwd"):gsub("%s+$", ""))
@@ -184,11 +184,15 @@ describe("live node under hostile input", function()
     local t0, d0 = transport(), c:counters(TARGET).dropped
     local junk = ("not a frame, just bytes: "):rep(2)
     local prepare = synod.wire.encode("pbft", "prepare", { view = 0, seq = 1, digest = ("\0"):rep(32) }, BYZ)
-    local wrong_sig = assert(synod.crypto.keypair(BYZ, SEED + 1):sign(prepare))
+    local wrong_key = synod.crypto.keypair(BYZ, SEED + 1)
+    local wrong_sig = assert(wrong_key:sign(prepare))
+    local wrong_sig2 = assert(wrong_key:sign(
+      synod.wire.encode("pbft", "prepare", { view = 0, seq = 2, digest = ("\1"):rep(32) }, BYZ)))
     local as_zero = assert(synod.crypto.keypair(0, SEED):sign(
       synod.wire.encode("pbft", "prepare", { view = 0, seq = 1, digest = ("\0"):rep(32) }, 0)))
     local max = synod.wire.limits.max_frame_bytes
-    local units = { unit(TARGET, junk), unit(TARGET, wrong_sig), unit(TARGET, as_zero), unit(77, prepare) }
+    local units = { unit(TARGET, junk), unit(TARGET, wrong_sig), unit(TARGET, wrong_sig2), unit(TARGET, as_zero),
+                    unit(77, prepare) }
     for _ = 1, 20 do units[#units + 1] = unit(TARGET, ("x"):rep(max)) end
     local s1 = session("s1", { hello = prefix(keys:hello(BYZ, nonce(11))), units = table.concat(units),
                                tail = "\255\255\255\255" })
@@ -227,10 +231,28 @@ describe("live node under hostile input", function()
     assert.equal(1, delta(t0, t1, "sender_mismatch"))
     assert.equal(1, delta(t0, t1, "misrouted"))
     assert.equal(21, delta(d0, d1, "bad_magic"))
-    assert.equal(1, delta(d0, d1, "bad_signature"))
+    assert.equal(2, delta(d0, d1, "bad_signature"))
     c:wait_ops(submitted, 30)
     assert.is_true(live.hwm_kb(target.pid) < RSS_LIMIT_KB, "peak RSS " .. live.hwm_kb(target.pid) .. " KiB")
   end)
+
+  it("#http shows the same refusals in /status counters.dropped", function()
+    local t, d = transport(), c:counters(TARGET).dropped
+    local s = c:json(TARGET, "/status")
+    for reason, k in pairs(t) do
+      -- bad_signature names two things (a handshake, a frame): see the pending spec below.
+      if d[reason] == nil then assert.equal(k, s.counters.dropped[reason], reason) end
+    end
+    for reason, k in pairs(d) do
+      if t[reason] == nil then assert.equal(k, s.counters.dropped[reason], reason) end
+    end
+  end)
+
+  -- Today api.c writes the node's frame drops and the transport's refusals
+  -- into one `dropped` object, so "bad_signature" (a forged frame / a forged
+  -- handshake) appears twice — JSON with a duplicate key, which parsers
+  -- resolve by keeping one of them (and /metrics repeats the series).
+  pending("#http /status counters.dropped names each reason once (bad_signature is written twice today)")
 
   it("survives a connection flood: refuses past the pending bound, times out the rest, serves meanwhile", function()
     local t0 = transport()
