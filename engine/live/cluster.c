@@ -108,11 +108,19 @@ static pid_t read_pid(const ccfg_t *c, uint32_t i) {
 }
 
 static bool alive(pid_t pid) {
-  if (pid <= 0) return false;
-  if (kill(pid, 0) != 0) return false;
-  /* A zombie of ours is not running: reap it if it is our child. */
+  if (pid <= 0 || kill(pid, 0) != 0) return false;
   int st;
-  return waitpid(pid, &st, WNOHANG) == 0 || errno == ECHILD;
+  if (waitpid(pid, &st, WNOHANG) == pid) return false;   /* our child, just reaped */
+  /* A zombie nobody reaped yet (a container's pid 1 may never) is not running. */
+  char path[64], buf[256];
+  snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+  FILE *f = fopen(path, "r");
+  if (f == NULL) return false;
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = '\0';
+  const char *paren = strrchr(buf, ')');
+  return !(paren && paren[1] == ' ' && paren[2] == 'Z');
 }
 
 static int start_node(const ccfg_t *c, uint32_t i, const char *self) {
@@ -408,6 +416,10 @@ int syn_cluster_main(int argc, char **argv, const char *self) {
     use_token(&c);
     return cmd_up(&c, self);
   }
+  static const char *const known[] = { "status", "submit", "kill", "restart", "down", NULL };
+  bool is_known = false;
+  for (int k = 0; known[k]; k++) is_known |= strcmp(cmd, known[k]) == 0;
+  if (!is_known) return fail("unknown cluster command '%s' (up, status, submit, kill, restart, down)", cmd);
   ccfg_t saved = { 0 };
   snprintf(saved.dir, sizeof saved.dir, "%s", c.dir);
   if (load_conf(&saved) != 0) return fail("no cluster in '%s' (synod cluster up -n N first, or give --dir)", c.dir);
