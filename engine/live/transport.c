@@ -258,6 +258,7 @@ static void established(conn_t *c) {
     close_conn(old, SYN_TR_DUPLICATE);
   }
   c->state = C_UP;
+  c->st.max = 0;   /* authenticated: full frames from now on */
   if (c->pending) { c->pending = false; t->pending--; }
   uv_timer_stop(&c->timer);
   pe->conn = c;
@@ -376,6 +377,7 @@ static conn_t *conn_new(syn_transport_t *t, bool outbound) {
   c->tcp.data = c->timer.data = c;
   c->open_handles = 2;
   syn_stream_init(&c->st);
+  c->st.max = SYN_HS_HELLO_BYTES;   /* until authenticated: no unit bigger than a hello */
   c->mine.id = t->cfg.self;
   memcpy(c->mine.cluster, t->cluster, SYN_DIGEST_BYTES);
   randombytes_buf(c->mine.nonce, SYN_HS_NONCE_BYTES);
