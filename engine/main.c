@@ -287,6 +287,7 @@ static int cmd_node(int argc, char **argv) {
     syn_live_stop(lv);
     uv_run(&loop, UV_RUN_DEFAULT);
     syn_live_free(lv);
+    syn_repl_free(repl);
     lua_close(L);
     uv_loop_close(&loop);
     return 1;

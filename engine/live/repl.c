@@ -519,7 +519,8 @@ int syn_repl_new(syn_repl_t **out, syn_live_t *lv, lua_State *L, char *err, size
   if (rc != 0) {
     snprintf(err, errlen, "cannot listen on %s: %s", r->path, uv_strerror(rc));
     syn_repl_close(r);
-    return -SYN_EIO;   /* the caller frees after the loop closed the handle */
+    *out = r;          /* the caller frees it once the loop has closed the handle */
+    return -SYN_EIO;
   }
   (void)chmod(r->path, 0600);
   *out = r;
