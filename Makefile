@@ -3,7 +3,7 @@
 # Debian package is missing (apt-get, as root or through sudo).
 
 PKGS := gcc make pkg-config lua5.4 liblua5.4-dev libuv1-dev libsodium-dev \
-        libedit-dev lua-busted \
+        libedit-dev lua-busted lua-dkjson lua-system \
         libsqlite3-dev libhttp-parser-dev curl
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

@@ -287,6 +287,7 @@ static int cmd_node(int argc, char **argv) {
     syn_live_stop(lv);
     uv_run(&loop, UV_RUN_DEFAULT);
     syn_live_free(lv);
+    syn_repl_free(repl);
     lua_close(L);
     uv_loop_close(&loop);
     return 1;
@@ -312,16 +313,23 @@ static int cmd_node(int argc, char **argv) {
     printf("\ndata %s · REPL: synod attach %s\n", syn_live_data_dir(lv), syn_repl_path(repl));
     fflush(stdout);
   }
-  syn_live_start(lv);
-  syn_console_start(lv);
+  int status = 0;
+  if (syn_live_start(lv, err, sizeof err) != 0) {
+    fprintf(stderr, "synod: node %u: %s\n", cfg.id, err);
+    syn_live_stop(lv);
+    status = 1;
+  } else {
+    syn_console_start(lv);
+  }
   uv_run(&loop, UV_RUN_DEFAULT);
+  if (status == 0) status = syn_live_exit_status(lv);
   syn_live_free(lv);
   syn_repl_free(repl);
   syn_api_free(sv.api);
   lua_close(L);
   int rc = uv_loop_close(&loop);
   if (rc != 0) SYN_LOG_WARN("node: a handle was left open at exit (%s)", uv_strerror(rc));
-  return 0;
+  return status;
 }
 
 /* ---- synod attach ---- */
@@ -347,6 +355,7 @@ static int cmd_attach(int argc, char **argv) {
     return fail_usage("attach needs the node's socket or data directory: synod attach PATH%s", "");
   }
   char err[512];
+  signal(SIGPIPE, SIG_IGN);   /* a node gone between chunks is reported, not a silent exit 141 */
   int fd = syn_repl_connect(argv[0], err, sizeof err);
   if (fd < 0) { fprintf(stderr, "synod: %s\n", err); return 1; }
   bool tty = isatty(STDIN_FILENO);

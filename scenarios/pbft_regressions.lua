@@ -67,7 +67,7 @@ local cases = {
       sim:at(synod.time("1500ms"), function() sim:heal() end)
     end },
   { name = "restart-with-state", seed = 19, expect = "safe",
-    doc = "replica 2 crashes at 300 ms and comes back with its state at 900 ms",
+    doc = "replica 2 crashes at 300 ms and comes back from its durable records at 900 ms",
     setup = function(sim, nodes)
       sim:at(synod.time("300ms"), function() nodes[3]:crash() end)
       sim:at(synod.time("900ms"), function() nodes[3]:restart { durable = true } end)

@@ -343,6 +343,32 @@ describe("kv_history", function()
     assert.are.equal("x", v.key)
   end)
 
+  it("finds a client's ops again after it restarted from its records (an epoch)", function()
+    local d = good()
+    d.subs[4] = { C1, "put x 5", 70 * MS }   -- C1's 3rd: taken, then lost when it crashed
+    d.subs[5] = { C1, "get x", 90 * MS }     -- its 4th, the first since: ts 65 (it had reserved 1..64)
+    for r = 0, 2 do d.exec[r][4] = { 4, C1, 65, "get x", 95 * MS } end
+    d.resp[C1][3] = { 65, 4, "VALUE 1", 100 * MS }
+    local h = history(d)
+    assert.is_nil(h:kv_history():ops()[5].respond)   -- without the epoch ts 65 answers nothing submitted
+    assert.is_true(h:check("exactly_once").ok)       -- (client, ts) is what replicas executed
+    h:client_epoch(C1, 3, 65)
+    local ops = h:kv_history():ops()
+    assert.are.equal(100 * MS, ops[5].respond)
+    assert.are.equal("VALUE 1", ops[5].result)
+    assert.is_nil(ops[4].respond)                    -- the lost op stays pending
+    assert.is_true(h:kv_history():check().ok)
+    -- A response nobody executed is named by the op the epoch maps it to.
+    for r = 0, 2 do d.exec[r][4] = nil end
+    local bad = history(d)
+    bad:client_epoch(C1, 3, 65)
+    local v = bad:check("exactly_once")
+    assert_fails(v, "exactly_once", C1)
+    assert.truthy(v.explain:find('"get x"', 1, true), v.explain)
+    assert.error_matches(function() bad:client_epoch(0, 1, 1) end, "#1 to 'client_epoch'.*replica")
+    assert.error_matches(function() bad:client_epoch(C1, 1, 0) end, "#3 to 'client_epoch'.*first_ts")
+  end)
+
   it("leaves a Byzantine client's ops pending and skips submissions at replicas", function()
     local d = good()
     d.resp[C1][2][3] = "NOT_FOUND"

@@ -300,12 +300,12 @@ describe("live store", function()
     p:close()
   end)
 
-  it("refuses a record over SYN_MAX_RECORD_BYTES before writing, and stays usable", function()
+  it("refuses a record over SYN_MAX_STORE_RECORD_BYTES before writing, and stays usable", function()
     local dir = fresh()
     local st = live.store(dir, opts())
     local max = live.max_record_bytes
     assert.equal(16 * 1024 * 1024, max)
-    assert.equal(("record (kind 1, key 2) of %d bytes is over SYN_MAX_RECORD_BYTES (%d)"):format(max + 1, max),
+    assert.equal(("record (kind 1, key 2) of %d bytes is over SYN_MAX_STORE_RECORD_BYTES (%d)"):format(max + 1, max),
       raises(st.put, st, 1, 2, ("x"):rep(max + 1)))
     assert.equal(0, st:stats().puts)
     local big = data("big", max)

@@ -30,6 +30,7 @@ static const char *const error_text[SYN_E_COUNT] = {
   [SYN_EIO] = "i/o error",
   [SYN_EPARSE] = "parse error",
   [SYN_ESTATE] = "invalid state",
+  [SYN_ECORRUPT] = "corrupt persisted record",
 };
 
 const char *syn_strerror(int rc) {

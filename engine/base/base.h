@@ -26,6 +26,7 @@ enum {
   SYN_EIO,             /* file or system call failed */
   SYN_EPARSE,          /* text could not be parsed */
   SYN_ESTATE,          /* operation not valid in the current state */
+  SYN_ECORRUPT,        /* persisted data fails its seal or does not form a whole state */
   SYN_E_COUNT
 };
 

@@ -54,6 +54,7 @@ void syn_history_free(syn_history_t *h) {
     free(h->commits[i].items);
   }
   free(h->subs);
+  free(h->epochs);
   syn_buf_free(&h->arena);
   memset(h, 0, sizeof *h);
 }
@@ -132,6 +133,28 @@ void syn_history_reset_node(syn_history_t *h, uint32_t node) {
   SYN_ASSERT(node < nodes_all(h));
   h->logs[node].count = 0;
   h->commits[node].count = 0;
+  uint32_t k = 0;
+  for (uint32_t i = 0; i < h->nepochs; i++) if (h->epochs[i].client != node) h->epochs[k++] = h->epochs[i];
+  h->nepochs = k;
+}
+
+int syn_history_client_epoch(syn_history_t *h, uint32_t client, uint64_t rank_base, uint64_t first_ts) {
+  if (client < h->n || client >= nodes_all(h) || first_ts == 0) return -SYN_EINVAL;
+  int rc = grow((void **)&h->epochs, &h->epochs_cap, h->nepochs, SYN_MAX_CLIENT_EPOCHS, sizeof *h->epochs);
+  if (rc) return rc;
+  h->epochs[h->nepochs++] = (struct syn_client_epoch){ .client = client, .rank_base = rank_base, .first_ts = first_ts };
+  return 0;
+}
+
+/* Which of client c's submissions (1-based rank) a response to its request
+ * with timestamp ts answers: ts itself unless an epoch renumbered it. */
+static uint64_t client_rank(const syn_history_t *h, uint32_t c, uint64_t ts) {
+  uint64_t rank = ts;
+  for (uint32_t i = 0; i < h->nepochs; i++) {
+    const struct syn_client_epoch *e = &h->epochs[i];
+    if (e->client == c && ts >= e->first_ts) rank = e->rank_base + (ts - e->first_ts) + 1;
+  }
+  return rank;
 }
 
 /* ---- verdicts and explanations ---- */
@@ -609,7 +632,7 @@ static uint32_t *client_responses_new(const syn_history_t *h) {
   for (uint32_t c = h->n; c < nodes_all(h); c++) {
     const syn_delivery_log_t *lg = &h->logs[c];
     for (uint32_t p = 0; p < lg->count; p++) {
-      uint64_t k = lg->items[p].seq;
+      uint64_t k = client_rank(h, c, lg->items[p].seq);
       if (k < 1 || k > subs_at[c]) continue;   /* answers nothing submitted */
       uint32_t *r = &resp[kth[base[c] + k - 1]];
       if (*r == UINT32_MAX || lg->items[p].at_ns < lg->items[*r].at_ns) *r = p;
@@ -862,10 +885,10 @@ static int index_requests(const syn_history_t *h, uint32_t i, table_t *t, syn_ve
 static void fail_unexecuted(const syn_history_t *h, uint32_t c, uint32_t p, syn_verdict_t *v) {
   const syn_delivery_t *d = &h->logs[c].items[p];
   char q[SYN_QUOTE_CAP], qs[SYN_QUOTE_CAP], qop[SYN_QUOTE_CAP + 8] = "";
-  uint64_t k_at = 0;
+  uint64_t k_at = 0, k = client_rank(h, c, d->seq);
   for (uint32_t si = 0; si < h->nsubs; si++) {
     const syn_submission_t *s = &h->subs[si];
-    if (s->node != c || ++k_at != d->seq) continue;
+    if (s->node != c || ++k_at != k) continue;
     snprintf(qop, sizeof qop, " to %s", syn_quote(qs, syn_history_value(h, s->off), s->len));
     break;
   }

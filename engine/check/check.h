@@ -21,7 +21,11 @@
  *    timestamp k, origin = the client, ts = the protocol sequence number the
  *    op committed in, value = the result text, at_ns = response time. Each
  *    replica also has a commit log: (seq, batch digest) of every batch it
- *    executed (syn_history_commit).
+ *    executed (syn_history_commit). A client restarted from its records
+ *    lost the ops it had taken but not had answered, and numbers its
+ *    requests anew above the timestamps it had reserved: an epoch
+ *    (syn_history_client_epoch) says from which submission on, and from
+ *    which timestamp, so its k-th submission is found again.
  * h->n is always the number of replicas; agreement, total order, integrity
  * and ts_order judge only replicas. */
 #ifndef SYN_CHECK_H
@@ -35,6 +39,7 @@
 #define SYN_MAX_HISTORY_COMMITS (4u << 20)   /* batch commits per replica */
 #define SYN_MAX_HISTORY_BYTES   (256u << 20) /* value bytes per history */
 #define SYN_MAX_EXPLAIN_BYTES   1024
+#define SYN_MAX_CLIENT_EPOCHS   4096         /* client restarts from records, per history */
 
 typedef struct {
   uint64_t seq;           /* position reported by the protocol (1, 2, …) */
@@ -77,6 +82,8 @@ typedef struct {
   syn_submission_t *subs;
   uint32_t nsubs, subs_cap;
   syn_buf_t arena;                              /* all value bytes */
+  struct syn_client_epoch { uint32_t client; uint64_t rank_base, first_ts; } *epochs;
+  uint32_t nepochs, epochs_cap;                 /* in the order they were added */
 } syn_history_t;
 
 int syn_history_init(syn_history_t *h, uint32_t n);   /* every node honest, no clients */
@@ -95,8 +102,14 @@ int syn_history_submit(syn_history_t *h, uint32_t node, int64_t at_ns,
 int syn_history_commit(syn_history_t *h, uint32_t node, uint64_t seq,
                        const uint8_t digest[SYN_HISTORY_DIGEST_BYTES], int64_t at_ns);
 /* Forget a node's deliveries and commits (a restart with amnesia starts a
- * new log). node < n + clients. */
+ * new log), and a client's epochs. node < n + clients. */
 void syn_history_reset_node(syn_history_t *h, uint32_t node);
+/* Client (n <= client < n + clients) restarted from its records: its
+ * submissions after the first rank_base carry timestamps from first_ts on
+ * (its k-th, k > rank_base, has ts first_ts + k - rank_base - 1) until its
+ * next epoch. Without an epoch a client's k-th submission has ts k.
+ * -SYN_EINVAL for a replica, -SYN_ELIMIT past SYN_MAX_CLIENT_EPOCHS. */
+int syn_history_client_epoch(syn_history_t *h, uint32_t client, uint64_t rank_base, uint64_t first_ts);
 static inline const uint8_t *syn_history_value(const syn_history_t *h, uint32_t off) {
   return h->arena.data + off;
 }
@@ -129,7 +142,8 @@ void syn_check_validity(const syn_history_t *h, syn_verdict_t *v);
 void syn_check_integrity(const syn_history_t *h, syn_verdict_t *v);
 /* Every value submitted at an honest replica is delivered by every honest
  * replica by max(submitted, heal_at_ns) + bound_ns; the k-th op submitted
- * at an honest client has its response (seq k in the client's log) by that
+ * at an honest client has its response (seq k in the client's log, or the
+ * timestamp its epoch gives it) by that
  * deadline. Deadlines after end_ns are not judged (the run was too short
  * to tell); end_ns = INT64_MAX says the run went quiet, so nothing more can
  * come and every deadline is judged. */

@@ -110,8 +110,10 @@ static void do_submit(syn_api_t *a, const syn_http_req_t *r, const uint8_t *op, 
   int rc = syn_live_submit(a->lv, op, len, submitted, w);
   if (rc != 0) {
     free(w);
-    syn_http_error(a->http, r->id, rc == -SYN_EINVAL ? 400 : 503,
-                   rc == -SYN_ELIMIT ? "too many operations waiting (SYN_MAX_LIVE_PENDING); retry later" : syn_strerror(rc));
+    char why[160];
+    if (rc == -SYN_ELIMIT) snprintf(why, sizeof why, "the operation was refused: %s; retry later", syn_live_refusal(a->lv));
+    else snprintf(why, sizeof why, "%s", syn_strerror(rc));
+    syn_http_error(a->http, r->id, rc == -SYN_EINVAL ? 400 : 503, why);
   }
 }
 
@@ -131,6 +133,9 @@ static void do_status(syn_api_t *a, const syn_http_req_t *r) {
   syn_json_begin_object(&j);
   for (int e = 1; e < SYN_E_COUNT; e++)
     if (n->c.wire_drops[e]) { syn_json_key(&j, syn_wire_drop_reason(-e)); syn_json_uint(&j, n->c.wire_drops[e]); }
+  syn_json_end_object(&j);
+  syn_json_key(&j, "transport");   /* the runtime's and the connections' drops and refusals */
+  syn_json_begin_object(&j);
   syn_live_drops(a->lv, json_field, &j);
   syn_json_end_object(&j);
   syn_json_key(&j, "rejected");
@@ -204,7 +209,7 @@ static void do_detections(syn_api_t *a, const syn_http_req_t *r) {
     syn_json_end_object(&j);
   }
   syn_json_end_array(&j);
-  syn_json_finish(&j);
+  if (syn_json_finish(&j) != 0) { syn_http_error(a->http, r->id, 500, "the evidence does not fit one answer (SYN_MAX_API_BODY_BYTES)"); return; }
   a->detections_served++;
   send_json(a, r->id, 200);
 }
@@ -226,6 +231,20 @@ static void prom_status(void *ctx, const char *key, int64_t value) {
   prom(p->o, "%s{name=\"%s\"} %lld\n", p->metric, key, (long long)value);
 }
 
+typedef struct { const char *key; int64_t value; } lookup_t;
+
+static void find_value(void *ctx, const char *key, int64_t value) {
+  lookup_t *l = ctx;
+  if (strcmp(key, l->key) == 0) l->value = value;
+}
+
+/* One status field by name (0 when the protocol has none). */
+static int64_t status_value(syn_live_t *lv, const char *key) {
+  lookup_t l = { key, 0 };
+  syn_live_status(lv, find_value, &l);
+  return l.value;
+}
+
 static void do_metrics(syn_api_t *a, const syn_http_req_t *r) {
   syn_node_t *n = syn_live_node(a->lv);
   syn_buf_t *o = &a->out;
@@ -236,14 +255,20 @@ static void do_metrics(syn_api_t *a, const syn_http_req_t *r) {
   prom(o, "synod_messages_received_total %llu\n", (unsigned long long)n->c.received);
   prom(o, "# HELP synod_messages_dropped_total Frames dropped, by reason.\n# TYPE synod_messages_dropped_total counter\n");
   for (int e = 1; e < SYN_E_COUNT; e++)
-    if (n->c.wire_drops[e]) prom(o, "synod_messages_dropped_total{reason=\"%s\"} %llu\n", syn_wire_drop_reason(-e), (unsigned long long)n->c.wire_drops[e]);
+    if (n->c.wire_drops[e]) prom(o, "synod_messages_dropped_total{layer=\"wire\",reason=\"%s\"} %llu\n", syn_wire_drop_reason(-e), (unsigned long long)n->c.wire_drops[e]);
   for (uint32_t k = 0; k < n->proto->nreasons; k++)
     if (n->c.rejected[k] || n->c.unverified[k])
-      prom(o, "synod_messages_dropped_total{reason=\"%s\"} %llu\n", syn_node_reason(n, k),
+      prom(o, "synod_messages_dropped_total{layer=\"protocol\",reason=\"%s\"} %llu\n", syn_node_reason(n, k),
            (unsigned long long)(n->c.rejected[k] + n->c.unverified[k]));
   const uint64_t *tr = syn_transport_refused(syn_live_transport(a->lv));
   for (int k = 0; k < SYN_TR_COUNT; k++)
-    if (tr[k]) prom(o, "synod_messages_dropped_total{reason=\"%s\"} %llu\n", syn_transport_reason((syn_tr_reason_t)k), (unsigned long long)tr[k]);
+    if (tr[k]) prom(o, "synod_messages_dropped_total{layer=\"transport\",reason=\"%s\"} %llu\n", syn_transport_reason((syn_tr_reason_t)k), (unsigned long long)tr[k]);
+  int64_t commits = 0, vcs = 0, pending = 0;
+  struct { const char *key; int64_t *v; } want[] = { { "commits", &commits }, { "view_changes", &vcs }, { "submissions_pending", &pending } };
+  for (size_t k = 0; k < sizeof want / sizeof want[0]; k++) *want[k].v = status_value(a->lv, want[k].key);
+  prom(o, "# HELP synod_commits_total Slots this node committed and executed.\n# TYPE synod_commits_total counter\nsynod_commits_total %lld\n", (long long)commits);
+  prom(o, "# HELP synod_view_changes_total View changes this node went through.\n# TYPE synod_view_changes_total counter\nsynod_view_changes_total %lld\n", (long long)vcs);
+  prom(o, "# HELP synod_submissions_pending Submissions waiting for their result.\n# TYPE synod_submissions_pending gauge\nsynod_submissions_pending %lld\n", (long long)pending);
   prom(o, "# HELP synod_state Protocol and runtime state, by name (view, last_executed, commits, view_changes, pending …).\n# TYPE synod_state gauge\n");
   pctx_t pc = { o, "synod_state" };
   syn_live_status(a->lv, prom_status, &pc);

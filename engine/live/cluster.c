@@ -63,8 +63,9 @@ static int fail(const char *fmt, const char *arg) {
 static int save_conf(const ccfg_t *c) {
   char path[2200];
   snprintf(path, sizeof path, "%s/cluster.conf", c->dir);
-  FILE *f = fopen(path, "w");
-  if (f == NULL) return -SYN_EIO;
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);   /* it may hold the HTTP token */
+  FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+  if (f == NULL) { if (fd >= 0) close(fd); return -SYN_EIO; }
   fprintf(f, "n %u\nbase %u\nprotocol %s\nextra %s\n", c->n, c->base, c->protocol, c->extra);
   return fclose(f) == 0 ? 0 : -SYN_EIO;
 }
@@ -107,11 +108,19 @@ static pid_t read_pid(const ccfg_t *c, uint32_t i) {
 }
 
 static bool alive(pid_t pid) {
-  if (pid <= 0) return false;
-  if (kill(pid, 0) != 0) return false;
-  /* A zombie of ours is not running: reap it if it is our child. */
+  if (pid <= 0 || kill(pid, 0) != 0) return false;
   int st;
-  return waitpid(pid, &st, WNOHANG) == 0 || errno == ECHILD;
+  if (waitpid(pid, &st, WNOHANG) == pid) return false;   /* our child, just reaped */
+  /* A zombie nobody reaped yet (a container's pid 1 may never) is not running. */
+  char path[64], buf[256];
+  snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+  FILE *f = fopen(path, "r");
+  if (f == NULL) return false;
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = '\0';
+  const char *paren = strrchr(buf, ')');
+  return !(paren && paren[1] == ' ' && paren[2] == 'Z');
 }
 
 static int start_node(const ccfg_t *c, uint32_t i, const char *self) {
@@ -356,6 +365,17 @@ static bool parse_u32(const char *s, uint32_t *out) {
   return true;
 }
 
+/* The nodes' --http-token, if the cluster was started with one: the
+ * commands' own HTTP calls need it too. */
+static void use_token(const ccfg_t *c) {
+  const char *t = strstr(c->extra, "--http-token ");
+  if (t == NULL) return;
+  char tok[300];
+  copy_cut(tok, sizeof tok, t + 13);
+  tok[strcspn(tok, " ")] = '\0';
+  setenv("SYNOD_HTTP_TOKEN", tok, 1);
+}
+
 int syn_cluster_main(int argc, char **argv, const char *self) {
   if (argc < 1 || strcmp(argv[0], "help") == 0 || strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0) {
     fputs(cluster_usage, argc < 1 ? stderr : stdout);
@@ -393,12 +413,18 @@ int syn_cluster_main(int argc, char **argv, const char *self) {
   }
   if (strcmp(cmd, "up") == 0) {
     if (!has_n) return fail("up needs -n N%s", "");
+    use_token(&c);
     return cmd_up(&c, self);
   }
+  static const char *const known[] = { "status", "submit", "kill", "restart", "down", NULL };
+  bool is_known = false;
+  for (int k = 0; known[k]; k++) is_known |= strcmp(cmd, known[k]) == 0;
+  if (!is_known) return fail("unknown cluster command '%s' (up, status, submit, kill, restart, down)", cmd);
   ccfg_t saved = { 0 };
   snprintf(saved.dir, sizeof saved.dir, "%s", c.dir);
   if (load_conf(&saved) != 0) return fail("no cluster in '%s' (synod cluster up -n N first, or give --dir)", c.dir);
   (void)has_base;
+  use_token(&saved);
   uint32_t idx;
   if (strcmp(cmd, "status") == 0) return cmd_status(&saved, json);
   if (strcmp(cmd, "submit") == 0) {

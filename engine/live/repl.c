@@ -36,6 +36,7 @@ typedef struct rconn {
 typedef struct rtimer {
   uv_timer_t h;
   syn_repl_t *r;
+  struct rtimer *prev, *next;
   int ref;
 } rtimer_t;
 
@@ -46,6 +47,7 @@ struct syn_repl {
   bool listening, closed;
   char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
   rconn_t *conns;
+  rtimer_t *timers;              /* pending node.sim:after callbacks */
   uint32_t nconns, ntimers;
   int node_ref, show_ref;
   synL_behav_t behav;
@@ -99,6 +101,7 @@ static const char node_src[] =
   "return setmetatable(node, { __tostring = function() return ('live node %d of %d (%s)'):format(live.id, live.n, live.protocol) end })\n";
 
 static syn_repl_t *of(lua_State *L) { return lua_touserdata(L, lua_upvalueindex(1)); }
+static void cancel_timers(syn_repl_t *r);
 
 /* ---- the primitives ---- */
 
@@ -163,7 +166,9 @@ static int l_log(lua_State *L) {
 
 static int l_behave(lua_State *L) {
   syn_repl_t *r = of(L);
+  if (syn_node_busy()) luaL_error(L, "'behave' cannot be called from inside a behaviour hook");
   bool on = synL_behave(L, 1, &r->behav);
+  if (!on) cancel_timers(r);
   SYN_LOG_WARN("repl: behaviour %s", on ? "installed: this node is now Byzantine" : "removed");
   return 0;
 }
@@ -176,23 +181,12 @@ static uint32_t check_to(lua_State *L, int arg, syn_node_t *node) {
 
 static int l_send(lua_State *L) {
   syn_node_t *node = syn_live_node(of(L)->lv);
-  uint32_t to = check_to(L, 1, node);
-  int64_t delay = synL_opttime(L, 3, 0);
-  syn_msg_t m;
-  synL_check_msg(L, 2, 2, NULL, node->proto->name, &m);
-  int rc = syn_node_emit(node, to, &m, delay);
-  if (rc) luaL_error(L, "cannot send: %s", syn_strerror(rc));
-  return 0;
+  return synL_node_send(L, node, check_to(L, 1, node), 2);
 }
 
 static int l_replay(lua_State *L) {
   syn_node_t *node = syn_live_node(of(L)->lv);
-  uint32_t to = check_to(L, 1, node);
-  size_t len;
-  const char *frame = luaL_checklstring(L, 2, &len);
-  if (len == 0 || len > SYN_MAX_FRAME_BYTES) luaL_argerror(L, 2, "frame must be 1..SYN_MAX_FRAME_BYTES bytes");
-  syn_node_emit_raw(node, to, (const uint8_t *)frame, len, synL_opttime(L, 3, 0));
-  return 0;
+  return synL_node_replay(L, node, check_to(L, 1, node), 2);
 }
 
 static int l_frame(lua_State *L) { return synL_push_node_frame(L, syn_live_node(of(L)->lv), 1); }
@@ -219,7 +213,9 @@ static int l_evidence(lua_State *L) { return synL_push_node_evidence(L, syn_live
 static int l_submit(lua_State *L) {
   size_t len;
   const char *op = luaL_checklstring(L, 1, &len);
+  if (syn_node_busy()) luaL_error(L, "'submit' cannot be called from inside a behaviour hook (use node.sim:after(0, fn))");
   int rc = syn_live_submit(of(L)->lv, (const uint8_t *)op, len, NULL, NULL);
+  if (rc == -SYN_ELIMIT) luaL_error(L, "submit refused: %s", syn_live_refusal(of(L)->lv));
   if (rc) luaL_error(L, "submit refused: %s", syn_strerror(rc));
   return 0;
 }
@@ -242,10 +238,24 @@ static int l_random(lua_State *L) {
 
 static void rtimer_closed(uv_handle_t *h) { free(h->data); }
 
+static void rtimer_drop(rtimer_t *t) {
+  syn_repl_t *r = t->r;
+  if (t->prev) t->prev->next = t->next; else r->timers = t->next;
+  if (t->next) t->next->prev = t->prev;
+  r->ntimers--;
+  luaL_unref(r->L, LUA_REGISTRYINDEX, t->ref);
+  uv_close((uv_handle_t *)&t->h, rtimer_closed);
+}
+
+/* Cancels every pending after() callback (stop, or a behaviour replaced:
+ * what a behaviour scheduled dies with it). */
+static void cancel_timers(syn_repl_t *r) {
+  while (r->timers) rtimer_drop(r->timers);
+}
+
 static void rtimer_fire(uv_timer_t *h) {
   rtimer_t *t = h->data;
   syn_repl_t *r = t->r;
-  r->ntimers--;
   if (!r->closed && !syn_node_busy()) {
     lua_rawgeti(r->L, LUA_REGISTRYINDEX, t->ref);
     if (synL_pcall(r->L, 0, 0, "node.sim:after callback", SYN_REPL_HOOK_INSTRUCTIONS) != LUA_OK) {
@@ -253,8 +263,7 @@ static void rtimer_fire(uv_timer_t *h) {
       lua_pop(r->L, 1);
     }
   }
-  luaL_unref(r->L, LUA_REGISTRYINDEX, t->ref);
-  uv_close((uv_handle_t *)&t->h, rtimer_closed);
+  if (!uv_is_closing((uv_handle_t *)&t->h)) rtimer_drop(t);
 }
 
 static int l_after(lua_State *L) {
@@ -269,8 +278,12 @@ static int l_after(lua_State *L) {
   t->r = r;
   uv_timer_init(syn_live_loop(r->lv), &t->h);
   t->h.data = t;
+  t->next = r->timers;
+  if (r->timers) r->timers->prev = t;
+  r->timers = t;
   r->ntimers++;
-  uv_timer_start(&t->h, rtimer_fire, (uint64_t)((ns + 999999) / 1000000), 0);
+  uint64_t ms = ns <= 0 ? 0 : (uint64_t)(ns / 1000000) + (ns % 1000000 != 0);
+  uv_timer_start(&t->h, rtimer_fire, ms, 0);
   return 0;
 }
 
@@ -506,7 +519,8 @@ int syn_repl_new(syn_repl_t **out, syn_live_t *lv, lua_State *L, char *err, size
   if (rc != 0) {
     snprintf(err, errlen, "cannot listen on %s: %s", r->path, uv_strerror(rc));
     syn_repl_close(r);
-    return -SYN_EIO;   /* the caller frees after the loop closed the handle */
+    *out = r;          /* the caller frees it once the loop has closed the handle */
+    return -SYN_EIO;
   }
   (void)chmod(r->path, 0600);
   *out = r;
@@ -519,6 +533,7 @@ void syn_repl_close(syn_repl_t *r) {
   if (r == NULL || r->closed) return;
   r->closed = true;
   while (r->conns) conn_close(r->conns);
+  cancel_timers(r);
   if (r->listening) { uv_close((uv_handle_t *)&r->listener, NULL); (void)unlink(r->path); }
   syn_node_behave(syn_live_node(r->lv), NULL);
 }

@@ -21,8 +21,8 @@ typedef struct syn_repl syn_repl_t;
 
 /* Listens on DATA/repl.sock with L (the synod module loaded) as the REPL's
  * state. A socket a running node answers on is an error; a stale one is
- * replaced. On an error after the listener was opened, *out is not set and
- * the handle closes with the loop. */
+ * replaced. On an error after the listener was opened, *out is set to a
+ * closed REPL: free it after the loop has run. */
 int syn_repl_new(syn_repl_t **out, syn_live_t *lv, lua_State *L, char *err, size_t errlen);
 const char *syn_repl_path(const syn_repl_t *r);
 /* Closes the listener and sessions, removes the socket and any behaviour. */

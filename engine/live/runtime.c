@@ -80,7 +80,9 @@ struct syn_live {
   void (*on_stop)(void *ctx);
   void *on_stop_ctx;
   uv_signal_t sigint, sigterm;
-  uv_timer_t workload, progress;
+  uv_timer_t workload, progress, fatal;
+  int exit_status;                 /* 1 once the store failed */
+  const char *refusal;             /* why the protocol refused the last submission */
   uint64_t words_sent;
   char (*words)[32];
   uint32_t nwords;
@@ -95,6 +97,9 @@ struct syn_live {
 };
 
 /* ---- routing ---- */
+
+/* ns → whole ms for uv, rounded up, without overflow. */
+static uint64_t ms_ceil(int64_t ns) { return ns <= 0 ? 0 : (uint64_t)(ns / 1000000) + (ns % 1000000 != 0); }
 
 static uint32_t owner(const syn_live_t *lv, uint32_t id) {
   if (id < lv->cfg.n) return id;
@@ -182,7 +187,7 @@ static void rt_send(void *ctx, syn_node_t *from, uint32_t to, const uint8_t *fra
   if (lv->delayed) lv->delayed->prev = d;
   lv->delayed = d;
   lv->ndelayed++;
-  uv_timer_start(&d->h, delayed_fire, (uint64_t)((extra_delay_ns + 999999) / 1000000), 0);
+  uv_timer_start(&d->h, delayed_fire, ms_ceil(extra_delay_ns), 0);
 }
 
 /* ---- timers ---- */
@@ -199,7 +204,7 @@ static void rt_timer(void *ctx, syn_node_t *n, uint32_t timer, uint64_t gen, int
   ltimer_t *t = &lv->timers[(size_t)local_of(lv, n) * SYN_MAX_TIMERS + timer];
   if (after_ns < 0) { uv_timer_stop(&t->h); return; }
   t->gen = gen;
-  uv_timer_start(&t->h, timer_fire, (uint64_t)((after_ns + 999999) / 1000000), 0);
+  uv_timer_start(&t->h, timer_fire, ms_ceil(after_ns), 0);
 }
 
 static int64_t rt_now(void *ctx, const syn_node_t *n) {
@@ -259,6 +264,67 @@ static void rt_deliver(void *ctx, syn_node_t *n, uint64_t seq, uint32_t origin, 
 static void rt_trace(void *ctx, syn_node_t *n, const char *note, size_t len) {
   (void)ctx;
   SYN_LOG_DEBUG("node %u: %.*s", n->id, (int)len, note);
+}
+
+/* ---- durable records ----
+ * The member and its clients share one store: a record's store kind is
+ * (local node index << SYN_LIVE_KIND_SHIFT) | the protocol's kind. */
+#define SYN_LIVE_KIND_SHIFT 20
+
+static void fatal_fire(uv_timer_t *h) {
+  syn_live_t *lv = h->data;
+  syn_live_stop(lv);
+}
+
+static void store_failed(syn_live_t *lv, int rc) {
+  if (lv->exit_status) return;
+  lv->exit_status = 1;
+  SYN_LOG_ERROR("node %u: stopping: the data directory can no longer keep what this node promised (%s): %s",
+                lv->cfg.id, syn_strerror(rc), syn_store_error(lv->store));
+  uv_timer_start(&lv->fatal, fatal_fire, 0, 0);   /* not from inside the step */
+}
+
+static void rt_persist(void *ctx, syn_node_t *n, uint32_t kind, uint64_t key, const uint8_t *data, size_t len) {
+  syn_live_t *lv = ctx;
+  uint32_t k = (uint32_t)local_of(lv, n) << SYN_LIVE_KIND_SHIFT | kind;
+  int rc = syn_store_put(lv->store, k, key, data, len);
+  if (rc) store_failed(lv, rc);   /* the sync that follows fails too and stops the node */
+}
+
+static void rt_forget(void *ctx, syn_node_t *n, uint32_t kind, uint64_t below) {
+  syn_live_t *lv = ctx;
+  int rc = syn_store_forget(lv->store, (uint32_t)local_of(lv, n) << SYN_LIVE_KIND_SHIFT | kind, below);
+  if (rc) store_failed(lv, rc);
+}
+
+static int rt_sync(void *ctx, syn_node_t *n) {
+  syn_live_t *lv = ctx;
+  (void)n;
+  int rc = syn_store_sync(lv->store);
+  if (rc) { store_failed(lv, rc); return -SYN_EIO; }
+  return 0;
+}
+
+typedef struct { syn_live_t *lv; char *err; size_t errlen; uint64_t count; } recover_ctx_t;
+
+static int recover_one(void *ctx, uint32_t kind, uint64_t key, const uint8_t *data, size_t len) {
+  recover_ctx_t *r = ctx;
+  syn_live_t *lv = r->lv;
+  uint32_t local = kind >> SYN_LIVE_KIND_SHIFT, pk = kind & ((1u << SYN_LIVE_KIND_SHIFT) - 1);
+  if (local > lv->nclients) {
+    snprintf(r->err, r->errlen, "%s holds a record for local node %u, which this configuration does not have "
+             "(was it written with another --clients?)", lv->data_dir, local);
+    return -SYN_EINVAL;
+  }
+  int rc = syn_node_recover(lv->nodes[local], pk, key, data, len);
+  if (rc) {
+    snprintf(r->err, r->errlen, "%s: record %s #%llu of node %u cannot be used: %s (the data directory is corrupt "
+             "or from another version; it is not repaired)", lv->data_dir, syn_node_record_kind(lv->nodes[local], pk),
+             (unsigned long long)key, lv->nodes[local]->id, syn_strerror(rc));
+    return rc;
+  }
+  r->count++;
+  return 0;
 }
 
 static void rt_commit(void *ctx, syn_node_t *n, uint64_t seq, const uint8_t *digest) {
@@ -492,7 +558,8 @@ int syn_live_new(syn_live_t **out, uv_loop_t *loop, const syn_live_cfg_t *cfg, c
   lv->pcfg.ring = &lv->ring;
   if (proto->default_app) lv->pcfg.app = syn_app_find(proto->default_app);
   lv->rt = (syn_runtime_t){ .ctx = lv, .send = rt_send, .timer = rt_timer, .deliver = rt_deliver,
-                            .trace = rt_trace, .commit = rt_commit, .now = rt_now };
+                            .trace = rt_trace, .commit = rt_commit, .now = rt_now,
+                            .persist = rt_persist, .forget = rt_forget, .sync = rt_sync };
   if ((rc = syn_fx_new(&lv->fx)) != 0) { snprintf(err, errlen, "out of memory"); goto fail; }
   uint32_t local = 1 + lv->nclients;
   lv->nodes = calloc(local, sizeof *lv->nodes);
@@ -515,6 +582,7 @@ int syn_live_new(syn_live_t **out, uv_loop_t *loop, const syn_live_cfg_t *cfg, c
   uv_idle_init(loop, &lv->drain); lv->drain.data = lv;
   uv_timer_init(loop, &lv->workload); lv->workload.data = lv;
   uv_timer_init(loop, &lv->progress); lv->progress.data = lv;
+  uv_timer_init(loop, &lv->fatal); lv->fatal.data = lv;
   uv_signal_init(loop, &lv->sigint); lv->sigint.data = lv;
   uv_signal_init(loop, &lv->sigterm); lv->sigterm.data = lv;
   syn_transport_cfg_t tc = {
@@ -550,15 +618,32 @@ static void progress_fire(uv_timer_t *h) {
   fflush(stdout);
 }
 
-void syn_live_start(syn_live_t *lv) {
-  if (lv->started) return;
+int syn_live_start(syn_live_t *lv, char *err, size_t errlen) {
+  if (lv->started) return 0;
   lv->started = true;
+  /* Recovery: every persisted record back into its node, then each node's end mark. */
+  if (lv->proto->recover) {
+    recover_ctx_t r = { lv, err, errlen, 0 };
+    int rc = syn_store_each(lv->store, recover_one, &r);
+    if (rc) {
+      if (err[0] == '\0') snprintf(err, errlen, "%s", syn_store_error(lv->store));
+      return rc;
+    }
+    for (uint32_t i = 0; i <= lv->nclients; i++) {
+      rc = syn_node_recover(lv->nodes[i], SYN_RECORD_END, 0, NULL, 0);
+      if (rc) { snprintf(err, errlen, "node %u cannot resume from %s: %s", lv->nodes[i]->id, lv->data_dir, syn_strerror(rc)); return rc; }
+    }
+    if (r.count && !lv->cfg.quiet) { printf("recovered %llu records from %s\n", (unsigned long long)r.count, lv->data_dir); fflush(stdout); }
+  }
   uv_signal_start(&lv->sigint, on_signal, SIGINT);
   uv_signal_start(&lv->sigterm, on_signal, SIGTERM);
   for (uint32_t i = 0; i <= lv->nclients; i++) syn_node_start(lv->nodes[i]);
   if (lv->delivered) workload_next(lv);
   uv_timer_start(&lv->progress, progress_fire, 10000, 10000);
+  return 0;
 }
+
+int syn_live_exit_status(const syn_live_t *lv) { return lv->exit_status; }
 
 static void close_if(uv_handle_t *h) {
   if (h->loop && !uv_is_closing(h)) uv_close(h, NULL);
@@ -575,6 +660,7 @@ void syn_live_stop(syn_live_t *lv) {
   close_if((uv_handle_t *)&lv->drain);
   close_if((uv_handle_t *)&lv->workload);
   close_if((uv_handle_t *)&lv->progress);
+  close_if((uv_handle_t *)&lv->fatal);
   close_if((uv_handle_t *)&lv->sigint);
   close_if((uv_handle_t *)&lv->sigterm);
   while (lv->delayed) delayed_drop(lv->delayed);
@@ -615,6 +701,8 @@ int syn_live_submit(syn_live_t *lv, const uint8_t *op, size_t len, syn_live_done
   lv->npending++;
   lv->submitted++;
   int rc = syn_node_request(lv->nodes[best], op, len);
+  lv->refusal = rc == -SYN_ELIMIT && lv->nodes[best]->request_refused
+                  ? syn_node_reason(lv->nodes[best], (uint32_t)lv->nodes[best]->request_refused - 1) : NULL;
   if (rc != 0) {
     /* Refused at once: it is the newest, so take it off the tail. */
     pending_t **pp = &f->head;
@@ -631,6 +719,7 @@ int syn_live_submit(syn_live_t *lv, const uint8_t *op, size_t len, syn_live_done
 }
 
 syn_node_t *syn_live_node(syn_live_t *lv) { return lv->nodes[0]; }
+const char *syn_live_refusal(const syn_live_t *lv) { return lv->refusal ? lv->refusal : "refused"; }
 const syn_live_cfg_t *syn_live_cfg(const syn_live_t *lv) { return &lv->cfg; }
 syn_transport_t *syn_live_transport(syn_live_t *lv) { return lv->tr; }
 uv_loop_t *syn_live_loop(syn_live_t *lv) { return lv->loop; }
@@ -646,7 +735,7 @@ void syn_live_status(syn_live_t *lv, syn_status_fn fn, void *ctx) {
   fn(ctx, "submitted", (int64_t)lv->submitted);
   fn(ctx, "completed", (int64_t)lv->completed);
   fn(ctx, "failed", (int64_t)lv->failed);
-  fn(ctx, "pending", lv->npending);
+  fn(ctx, "submissions_pending", lv->npending);
   fn(ctx, "commits", (int64_t)lv->commits);
   fn(ctx, "last_commit", (int64_t)lv->last_commit);
   fn(ctx, "byzantine", n->behavior.ctx != NULL);

@@ -62,8 +62,12 @@ typedef struct {
 /* Creates the nodes, the transport and the data directory. On failure
  * err holds a sentence naming what was wrong. */
 int syn_live_new(syn_live_t **out, uv_loop_t *loop, const syn_live_cfg_t *cfg, char *err, size_t errlen);
-/* Starts the protocols (after any recovery) and the workload. */
-void syn_live_start(syn_live_t *lv);
+/* Replays the data directory's records into the nodes, then starts the
+ * protocols and the workload. A record the protocol cannot use is an error
+ * (err says which): the directory is never repaired silently. */
+int syn_live_start(syn_live_t *lv, char *err, size_t errlen);
+/* 1 once the store failed (the node stopped itself), else 0: the process's exit status. */
+int syn_live_exit_status(const syn_live_t *lv);
 /* Stops: closes every handle (the loop then ends), flushes files. */
 void syn_live_stop(syn_live_t *lv);
 void syn_live_free(syn_live_t *lv);
@@ -72,9 +76,13 @@ void syn_live_free(syn_live_t *lv);
 void syn_live_on_stop(syn_live_t *lv, void (*fn)(void *ctx), void *ctx);
 
 /* Submits op through the least busy local client (tom: multicasts it);
- * done runs once with the outcome. -SYN_ELIMIT past SYN_MAX_LIVE_PENDING,
+ * done runs once with the outcome (never when the call fails). -SYN_ELIMIT
+ * past SYN_MAX_LIVE_PENDING or when the protocol refused it (see
+ * syn_live_refusal),
  * -SYN_ESTATE when stopping, -SYN_EINVAL for an op over SYN_MAX_OP_BYTES. */
 int syn_live_submit(syn_live_t *lv, const uint8_t *op, size_t len, syn_live_done_fn done, void *ctx);
+/* After a submission the protocol refused (-SYN_ELIMIT): its reason ("queue_full", "op_too_long" …). */
+const char *syn_live_refusal(const syn_live_t *lv);
 
 /* Inspection (console, HTTP, REPL). */
 syn_node_t *syn_live_node(syn_live_t *lv);           /* the member node */

@@ -416,9 +416,9 @@ static int begin(syn_store_t *st) {
 int syn_store_put(syn_store_t *st, uint32_t kind, uint64_t key, const uint8_t *data, size_t len) {
   SYN_ASSERT(st != NULL);
   SYN_ASSERT(data != NULL || len == 0);
-  if (len > SYN_MAX_RECORD_BYTES)
-    return say(st->err, -SYN_ETOOBIG, "record (kind %u, key %llu) of %zu bytes is over SYN_MAX_RECORD_BYTES (%u)",
-               (unsigned)kind, (unsigned long long)key, len, (unsigned)SYN_MAX_RECORD_BYTES);
+  if (len > SYN_MAX_STORE_RECORD_BYTES)
+    return say(st->err, -SYN_ETOOBIG, "record (kind %u, key %llu) of %zu bytes is over SYN_MAX_STORE_RECORD_BYTES (%u)",
+               (unsigned)kind, (unsigned long long)key, len, (unsigned)SYN_MAX_STORE_RECORD_BYTES);
   if (key > (uint64_t)SYN_MAX_STORE_KEY)
     return say(st->err, -SYN_EINVAL, "record (kind %u, key %llu): keys go up to SYN_MAX_STORE_KEY (%lld)",
                (unsigned)kind, (unsigned long long)key, (long long)SYN_MAX_STORE_KEY);
@@ -500,7 +500,7 @@ int syn_store_each(syn_store_t *st, syn_store_each_fn fn, void *ctx) {
     int len = sqlite3_column_bytes(s, 2);
     /* STRICT and the CHECKs make these impossible unless the file was edited. */
     if (kind < 0 || kind > UINT32_MAX || key < 0 || type != SQLITE_BLOB || len < 0 ||
-        (size_t)len > SYN_MAX_RECORD_BYTES) {
+        (size_t)len > SYN_MAX_STORE_RECORD_BYTES) {
       rc = say(st->err, -SYN_EIO, "%s is corrupt: record (kind %lld, key %lld) is not one this store writes",
                st->path, (long long)kind, (long long)key);
       break;

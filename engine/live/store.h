@@ -45,7 +45,7 @@
 
 #define SYN_STORE_FILE            "synod.db"
 #define SYN_STORE_FORMAT          1                    /* the meta row's format version */
-#define SYN_MAX_RECORD_BYTES      (16u * 1024 * 1024)  /* one record (a PBFT checkpoint snapshot: a few MiB) */
+#define SYN_MAX_STORE_RECORD_BYTES (16u * 1024 * 1024)  /* one record (a PBFT checkpoint snapshot: a few MiB) */
 #define SYN_MAX_STORE_KEY         INT64_MAX            /* keys are SQLite integers: 0 .. 2^63-1 */
 #define SYN_MAX_STORE_PROTO_BYTES 32                   /* protocol name in the meta row */
 #define SYN_STORE_BUSY_TIMEOUT_MS 500                  /* wait for a store closing in another process */
@@ -75,7 +75,7 @@ int syn_store_open(syn_store_t **out, const char *dir, const uint8_t cluster[SYN
 void syn_store_close(syn_store_t *st);
 
 /* Inserts or replaces the record (kind, key), inside the open transaction
- * (begun here when none is). -SYN_ETOOBIG over SYN_MAX_RECORD_BYTES,
+ * (begun here when none is). -SYN_ETOOBIG over SYN_MAX_STORE_RECORD_BYTES,
  * -SYN_EINVAL for a key over SYN_MAX_STORE_KEY (both checked first, the
  * store stays usable), -SYN_ESTATE inside syn_store_each, -SYN_EIO. */
 int syn_store_put(syn_store_t *st, uint32_t kind, uint64_t key, const uint8_t *data, size_t len);

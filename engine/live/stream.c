@@ -51,7 +51,8 @@ int syn_stream_feed(syn_stream_t *s, const uint8_t *data, size_t n, syn_stream_f
     s->len += take; data += take; n -= take;
     if (s->len == SYN_STREAM_PREFIX_BYTES && want == SYN_STREAM_PREFIX_BYTES) {
       uint32_t body = syn_get_u32(s->buf);
-      if (body == 0 || body > SYN_STREAM_MAX_BYTES) {   /* refused before any buffer is sized for it */
+      size_t max = s->max && s->max < SYN_STREAM_MAX_BYTES ? s->max : SYN_STREAM_MAX_BYTES;
+      if (body == 0 || body > max) {   /* refused before any buffer is sized for it */
         s->dead = true;
         return -SYN_ETOOBIG;
       }

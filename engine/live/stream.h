@@ -44,6 +44,8 @@ typedef struct {
   size_t len;              /* bytes of it received so far */
   size_t cap;
   bool dead;               /* a length over the limit was announced */
+  size_t max;              /* the largest unit taken now (0: SYN_STREAM_MAX_BYTES); a
+                              connection still in its handshake takes only handshake units */
   uint64_t frames;         /* frames delivered */
 } syn_stream_t;
 

@@ -3,6 +3,8 @@
  * redials and the per-peer bounds. Never parses a protocol message. */
 #include "transport.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -187,10 +189,12 @@ static void share_dir(syn_transport_t *t) {
     if (c->state == C_UP) send_ctrl_dir(t, c);
 }
 
-/* Records an address for p; a self-claim replaces, a relayed one only fills. */
+/* Records an address for p. A self-claim replaces; a relayed one fills a
+ * gap, or replaces one we cannot reach (p restarted on another port). */
 static bool learn(syn_transport_t *t, uint32_t p, const char *host, uint16_t port, bool self_claim) {
   syn_peer_info_t *i = &t->peers[p].info;
-  if (i->known && (!self_claim || (strcmp(i->host, host) == 0 && i->port == port))) return false;
+  if (i->known && strcmp(i->host, host) == 0 && i->port == port) return false;
+  if (i->known && !self_claim && t->peers[p].conn != NULL) return false;
   snprintf(i->host, sizeof i->host, "%s", host);
   i->port = port;
   i->known = true;
@@ -256,6 +260,7 @@ static void established(conn_t *c) {
     close_conn(old, SYN_TR_DUPLICATE);
   }
   c->state = C_UP;
+  c->st.max = 0;   /* authenticated: full frames from now on */
   if (c->pending) { c->pending = false; t->pending--; }
   uv_timer_stop(&c->timer);
   pe->conn = c;
@@ -374,6 +379,7 @@ static conn_t *conn_new(syn_transport_t *t, bool outbound) {
   c->tcp.data = c->timer.data = c;
   c->open_handles = 2;
   syn_stream_init(&c->st);
+  c->st.max = SYN_HS_HELLO_BYTES;   /* until authenticated: no unit bigger than a hello */
   c->mine.id = t->cfg.self;
   memcpy(c->mine.cluster, t->cluster, SYN_DIGEST_BYTES);
   randombytes_buf(c->mine.nonce, SYN_HS_NONCE_BYTES);
@@ -385,10 +391,23 @@ static conn_t *conn_new(syn_transport_t *t, bool outbound) {
   return c;
 }
 
+/* TCP keepalive with short probes: a peer that vanished without a FIN (a
+ * half-open connection) is found dead in about SYN_KEEPALIVE_IDLE_S + 3 ·
+ * SYN_KEEPALIVE_INTVL_S seconds, so its reconnect is not refused as a
+ * duplicate for long. */
+static void keepalive(conn_t *c) {
+  uv_os_fd_t fd;
+  if (uv_tcp_keepalive(&c->tcp, 1, SYN_KEEPALIVE_IDLE_S) != 0 || uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0) return;
+  int intvl = SYN_KEEPALIVE_INTVL_S, cnt = 3;
+  (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
+  (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
+}
+
 static void begin(conn_t *c) {
   uint8_t hello[SYN_HS_HELLO_BYTES];
   syn_hs_hello_encode(&c->mine, hello);
   uv_tcp_nodelay(&c->tcp, 1);
+  keepalive(c);
   uv_timer_start(&c->timer, hs_timeout, SYN_HANDSHAKE_TIMEOUT_MS, 0);
   if (write_unit(c, false, 0, hello, sizeof hello) != 0 || uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) close_conn(c, SYN_TR_BAD_STREAM);
 }
@@ -410,17 +429,20 @@ static int resolve(const char *host, uint16_t port, struct sockaddr_in *sa) {
   return uv_ip4_addr(host, port, sa) == 0 ? 0 : -SYN_EINVAL;
 }
 
-static void dial(syn_transport_t *t, const char *host, uint16_t port, uint32_t want, bool bootstrap) {
+/* Starts a dial. False when it could not even start (the caller redials
+ * later); once a connection exists, its close does the redial. */
+static bool dial(syn_transport_t *t, const char *host, uint16_t port, uint32_t want, bool bootstrap) {
   struct sockaddr_in sa;
-  if (resolve(host, port, &sa) != 0) { SYN_LOG_ERROR("transport: cannot dial '%s': not an IPv4 address", host); return; }
-  conn_t *c = conn_new(t, true);
+  if (resolve(host, port, &sa) != 0) { SYN_LOG_ERROR("transport: cannot dial '%s': not an IPv4 address", host); return false; }
   uv_connect_t *req = malloc(sizeof *req);
-  if (c == NULL || req == NULL) { free(req); if (c) close_conn(c, -1); return; }
+  conn_t *c = req ? conn_new(t, true) : NULL;
+  if (c == NULL) { free(req); return false; }
   c->want = want;
   c->bootstrap = bootstrap;
   snprintf(c->host, sizeof c->host, "%s", host);
   req->data = c;
   if (uv_tcp_connect(req, &c->tcp, (const struct sockaddr *)&sa, on_connect) != 0) { free(req); close_conn(c, -1); }
+  return true;
 }
 
 static uint64_t backoff_ms(uint32_t attempts) {
@@ -437,7 +459,7 @@ static void redial_fire(uv_timer_t *tm) {
   uint32_t p = (uint32_t)(pe - t->peers);
   if (t->closing || pe->conn || pe->dialing || !dials(t, p)) return;
   pe->dialing = true;
-  dial(t, pe->info.host, pe->info.port, p, false);
+  if (!dial(t, pe->info.host, pe->info.port, p, false)) { pe->dialing = false; pe->attempts++; schedule_dial(t, p); }
 }
 
 static void schedule_dial(syn_transport_t *t, uint32_t p) {
@@ -451,7 +473,7 @@ static void boot_fire(uv_timer_t *tm) {
   syn_transport_t *t = tm->data;
   if (t->closing || t->boot_done || t->boot_dialing) return;
   t->boot_dialing = true;
-  dial(t, t->boot_host, t->cfg.bootstrap_port, ANY_ID, true);
+  if (!dial(t, t->boot_host, t->cfg.bootstrap_port, ANY_ID, true)) { t->boot_dialing = false; t->boot_attempts++; schedule_boot(t); }
 }
 
 static void schedule_boot(syn_transport_t *t) {

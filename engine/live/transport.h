@@ -39,6 +39,8 @@
 #define SYN_PEER_WINDOW_MS             100
 #define SYN_MAX_PENDING_CONNS          64           /* connections still in their handshake */
 #define SYN_HANDSHAKE_TIMEOUT_MS       5000
+#define SYN_KEEPALIVE_IDLE_S           5            /* TCP keepalive: idle before the first probe */
+#define SYN_KEEPALIVE_INTVL_S          2            /* between probes (3 unanswered: dead) */
 #define SYN_REDIAL_MIN_MS              100
 #define SYN_REDIAL_MAX_MS              5000
 #define SYN_MAX_HOST_BYTES             64           /* a host name or address, with its NUL */

@@ -275,3 +275,23 @@ int synL_push_node_evidence(lua_State *L, syn_node_t *node) {
   }
   return 1;
 }
+
+/* node:send(to, msg [, delay]) with msg at index msg, delay after it: a
+ * message crafted by a behaviour, signed with this node's own key. */
+int synL_node_send(lua_State *L, syn_node_t *node, uint32_t to, int msg) {
+  int64_t delay = synL_opttime(L, msg + 1, 0);
+  syn_msg_t m;
+  synL_check_msg(L, msg, msg, NULL, node->proto->name, &m);
+  int rc = syn_node_emit(node, to, &m, delay);
+  if (rc) luaL_error(L, "cannot send: %s", syn_strerror(rc));
+  return 0;
+}
+
+/* node:replay(to, frame [, delay]) with frame at index frame: captured bytes, resent as they are. */
+int synL_node_replay(lua_State *L, syn_node_t *node, uint32_t to, int frame) {
+  size_t len;
+  const char *f = luaL_checklstring(L, frame, &len);
+  if (len > SYN_MAX_FRAME_BYTES) luaL_argerror(L, frame, "frame over SYN_MAX_FRAME_BYTES");   /* short or empty: the receiver counts the drop */
+  syn_node_emit_raw(node, to, (const uint8_t *)f, len, synL_opttime(L, frame + 1, 0));
+  return 0;
+}

@@ -13,6 +13,8 @@
  *   h:commit(replica, seq, digest [, at])     -- digest: 64 hex digits or 32 bytes
  *   h:byzantine(node)                         -- ignored by every checker
  *   h:reset(node)                             -- amnesia restart: new logs
+ *   h:client_epoch(client, rank_base, first_ts)  -- a client restarted from its records:
+ *                                             -- its submissions after rank_base carry ts from first_ts
  *   h:is_honest(node), #h (= n), h:log(node), h:submissions(),
  *   h:commits(replica)                        -- { {seq=, digest=<hex>, at=} … }
  *   h:kv_history()                            -- the clients' ops as a synod.kv_history
@@ -241,6 +243,21 @@ static int history_reset(lua_State *L) {
   return 0;
 }
 
+static int history_client_epoch(lua_State *L) {
+  syn_history_t *h = synL_checkhistory(L, 1);
+  uint32_t node = check_node(L, h, 2);
+  if (node < h->n) luaL_argerror(L, 2, lua_pushfstring(L, "node %d is a replica, not a client", (int)node));
+  lua_Integer base = check_nonneg(L, 3, "rank_base");
+  lua_Integer first = check_nonneg(L, 4, "first_ts");
+  if (first == 0) luaL_argerror(L, 4, "first_ts must be at least 1");
+  int rc = syn_history_client_epoch(h, node, (uint64_t)base, (uint64_t)first);
+  if (rc == -SYN_ELIMIT)
+    return luaL_error(L, "client_epoch: the history already has SYN_MAX_CLIENT_EPOCHS (%d) epochs",
+                      (int)SYN_MAX_CLIENT_EPOCHS);
+  if (rc) return luaL_error(L, "client_epoch: %s", syn_strerror(rc));
+  return 0;
+}
+
 /* ---- reading ---- */
 
 void synL_push_deliveries(lua_State *L, const syn_history_t *h, uint32_t node) {
@@ -459,6 +476,7 @@ static const luaL_Reg history_methods[] = {
   { "byzantine", history_byzantine },
   { "is_honest", history_is_honest },
   { "reset", history_reset },
+  { "client_epoch", history_client_epoch },
   { "log", history_log },
   { "submissions", history_submissions },
   { "commit", history_commit },

@@ -176,7 +176,7 @@ void synL_open_store(lua_State *L) {
     lua_setfield(L, -3, "live");
   }
   lua_pushcfunction(L, l_store_new); lua_setfield(L, -2, "store");
-  lua_pushinteger(L, SYN_MAX_RECORD_BYTES); lua_setfield(L, -2, "max_record_bytes");
+  lua_pushinteger(L, SYN_MAX_STORE_RECORD_BYTES); lua_setfield(L, -2, "max_record_bytes");
   lua_pushinteger(L, SYN_MAX_STORE_KEY); lua_setfield(L, -2, "max_store_key");
   lua_pop(L, 1);
 }

@@ -86,5 +86,8 @@ bool synL_behave(lua_State *L, int idx, synL_behav_t *b);
 int synL_push_node_frame(lua_State *L, syn_node_t *node, int msg);   /* the signed frame for msg at index msg */
 int synL_push_node_counters(lua_State *L, syn_node_t *node);          /* sent, received, dropped, rejected … */
 int synL_push_node_evidence(lua_State *L, syn_node_t *node);          /* a list of {against, reason, round, a, b …} */
+/* node:send / node:replay bodies; `to` already checked by the caller. Return 0. */
+int synL_node_send(lua_State *L, syn_node_t *node, uint32_t to, int msg);      /* msg, then an optional delay */
+int synL_node_replay(lua_State *L, syn_node_t *node, uint32_t to, int frame);  /* frame bytes, then an optional delay */
 
 #endif

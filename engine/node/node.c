@@ -1,6 +1,6 @@
 /* node.c — the message path between a protocol and a runtime (see node.h).
- * Owns framing, signing, verification, drop counting, evidence keeping and
- * the behaviour hooks. Never touches a socket, a clock or Lua directly: the
+ * Owns framing, signing, verification, drop counting, evidence keeping, the
+ * behaviour hooks, and the order of persists, syncs and sends in a batch. Never touches a socket, a clock or Lua directly: the
  * runtime and the behaviour come in as callback tables. */
 #include "node.h"
 
@@ -62,7 +62,24 @@ int syn_node_reset(syn_node_t *node) {
     if (node->timer_armed[t]) node->rt->timer(node->rt->ctx, node, t, ++node->timer_gen[t], -1);
     node->timer_armed[t] = false;
   }
+  node->failed = 0;
   return node->proto->init(node->state, &node->cfg);
+}
+
+int syn_node_recover(syn_node_t *node, uint32_t kind, uint64_t key, const uint8_t *data, size_t len) {
+  SYN_ASSERT(step_depth == 0);
+  if (node->proto->recover == NULL) return -SYN_ESTATE;
+  if (kind == SYN_RECORD_END) return node->proto->recover(node->state, kind, 0, NULL, 0);
+  if (len < SYN_RECORD_SEAL_BYTES || len - SYN_RECORD_SEAL_BYTES > SYN_MAX_RECORD_BYTES) return -SYN_ECORRUPT;
+  size_t body = len - SYN_RECORD_SEAL_BYTES;
+  uint8_t seal[SYN_RECORD_SEAL_BYTES];
+  syn_record_seal(kind, key, data, body, seal);
+  if (memcmp(seal, data + body, SYN_RECORD_SEAL_BYTES) != 0) return -SYN_ECORRUPT;
+  return node->proto->recover(node->state, kind, key, data, body);
+}
+
+const char *syn_node_record_kind(const syn_node_t *node, uint32_t kind) {
+  return kind < node->proto->nrecord_kinds && node->proto->record_kinds[kind] ? node->proto->record_kinds[kind] : "?";
 }
 
 bool syn_node_busy(void) { return step_depth > 0; }
@@ -154,9 +171,36 @@ static void loop_push(syn_node_t *node, size_t flen) {
   SYN_ASSERT(rc == 0);   /* bounded by one batch's payload bytes */
 }
 
+/* Makes the writes so far durable. False when the sync failed: the node has
+ * stopped itself (failed, down) and must send nothing that depends on them. */
+static bool sync_now(syn_node_t *node) {
+  node->c.syncs++;
+  int rc = node->rt->sync ? node->rt->sync(node->rt->ctx, node) : 0;
+  if (rc == 0) return true;
+  node->c.sync_failures++;
+  node->failed = rc < 0 ? rc : -SYN_EIO;
+  node->up = false;
+  syn_buf_reset(&node->loop_next);
+  return false;
+}
+
+static bool is_send(const syn_effect_t *e) { return e->kind == SYN_FX_SEND || e->kind == SYN_FX_BROADCAST; }
+
+/* Performs a batch in order. A send (and the node's own copy of a
+ * broadcast, which is stepped after the batch, and whatever a behaviour
+ * emits from on_send) goes out only once every persist before it is synced;
+ * after a failed sync nothing more of the batch happens. */
 static void apply(syn_node_t *node, const syn_effects_t *fx) {
+  bool unsynced = false;
   for (uint32_t i = 0; i < fx->count; i++) {
     const syn_effect_t *e = &fx->fx[i];
+    if (unsynced && is_send(e) && !node->lazy_sync) {
+      unsynced = false;
+      if (!sync_now(node)) {
+        for (uint32_t j = i; j < fx->count; j++) node->c.sync_dropped += is_send(&fx->fx[j]);
+        return;
+      }
+    }
     switch (e->kind) {
     case SYN_FX_SEND:
       send_one(node, e->to, e->type, syn_fx_data(fx, e), e->len);
@@ -196,6 +240,7 @@ static void apply(syn_node_t *node, const syn_effects_t *fx) {
       break;
     case SYN_FX_REJECT:
       if (e->reason < SYN_MAX_REASONS) node->c.rejected[e->reason]++;
+      if (e->origin == node->id && node->in_request) node->request_refused = (int)e->reason + 1;
       break;
     case SYN_FX_TRACE:
       if (node->rt->trace) node->rt->trace(node->rt->ctx, node, (const char *)syn_fx_data(fx, e), e->len);
@@ -203,8 +248,19 @@ static void apply(syn_node_t *node, const syn_effects_t *fx) {
     case SYN_FX_COMMIT:
       if (node->rt->commit) node->rt->commit(node->rt->ctx, node, e->seq, syn_fx_data(fx, e));
       break;
+    case SYN_FX_PERSIST:
+      node->c.persists++;
+      if (node->rt->persist) node->rt->persist(node->rt->ctx, node, e->origin, e->seq, syn_fx_data(fx, e), e->len);
+      unsynced = true;
+      break;
+    case SYN_FX_FORGET:
+      node->c.forgets++;
+      if (node->rt->forget) node->rt->forget(node->rt->ctx, node, e->origin, e->seq);
+      unsynced = true;
+      break;
     }
   }
+  if (unsynced) (void)sync_now(node);
 }
 
 static void step_once(syn_node_t *node, syn_event_t *ev) {
@@ -305,8 +361,11 @@ int syn_node_request(syn_node_t *node, const uint8_t *op, size_t len) {
   if (len > SYN_MAX_OP_BYTES) return -SYN_ETOOBIG;
   node->c.requests++;
   syn_event_t ev = { .kind = SYN_EV_REQUEST, .op = op, .op_len = len };
+  node->in_request = true;
+  node->request_refused = 0;
   step(node, &ev);
-  return 0;
+  node->in_request = false;
+  return node->request_refused ? -SYN_ELIMIT : 0;
 }
 
 void syn_node_behave(syn_node_t *node, const syn_behavior_t *b) {

@@ -60,10 +60,42 @@
  * batch) and then takes only pre-prepares that match it. A replica that
  * lacks a named view-change asks the primary for it (vc-fetch / relay).
  *
+ * ---- durable state ----
+ * A replica persists (SYN_FX_PERSIST; node/ syncs before the send that
+ * depends on it) everything a restart needs so that it never contradicts
+ * what it signed and never forgets what it executed:
+ *   VIEW         its view, whether it is changing view, its next seq as primary;
+ *   VIEW_CHANGE  the view-change payload it signed for its view (resent as
+ *                is: Ed25519 is deterministic, so it is the same frame);
+ *   NEW_VIEW     as primary, the view-changes its new-view named;
+ *   OSET         the O set of the view it entered (which digests it may take);
+ *   PRE_PREPARE, PREPARE, COMMIT  per slot, the (view, digest) it signed in
+ *                that phase (a pre-prepare with its batch body), before the
+ *                message goes out: the same slot, phase and view later gets
+ *                the same vote or none;
+ *   PREPARED     per slot, its prepared certificate (its view-changes carry it);
+ *   EXEC         each executed batch with its commit certificate, before the
+ *                replies it causes;
+ *   CKPT, CHUNK  the durable checkpoint: header (seq, digest, size, proof)
+ *                and its snapshot in SYN_PBFT_CHUNK_BYTES chunks.
+ * When a checkpoint is stable the writer persists its snapshot (at most
+ * SYN_PBFT_PERSIST_STEP_BYTES a step; a small one at once), then its header,
+ * then forgets the older checkpoint and every slot record at or below it: the
+ * records stay within one window. `dur` is that durable checkpoint. A replica
+ * signs and executes only for seq <= dur + L (so a restart, whose window
+ * starts at dur, has room for every vote it recorded) and executes only when
+ * what it executed so far is durable (after a state transfer, once the
+ * transferred snapshot is). Recovery (pbft_recover) restores the view and
+ * its records, the snapshot, re-executes the batches after it without
+ * emitting anything, and refills the slots' own votes; START then resends
+ * its own messages and fetches to catch up. A client reserves request
+ * timestamps SYN_PBFT_CLIENT_TS_BLOCK at a time (CLIENT), so a restarted
+ * client never reuses one.
+ *
  * Outside the model (documented, not handled): crypto off (embedded frames
  * are then not verified: a faulty replica can forge certificates); a
- * restart without durable state (the replica may vote twice for one slot;
- * the live runtime persists its votes). */
+ * restart that lost its records (amnesia: the replica may vote twice for
+ * one slot, which its peers keep as evidence against it). */
 #include "pbft.h"
 #include "../app/app.h"
 
@@ -83,12 +115,22 @@
 #define VC_FIXED_BYTES (8 + 8 + 4 + PROOF_CAP + 4)
 #define RELAY_SLACK 256   /* a relay's own header, fields and signature */
 #define MAX_VC_PAYLOAD (SYN_MAX_PAYLOAD_BYTES - RELAY_SLACK - SYN_WIRE_HEADER_BYTES - SYN_SIG_BYTES)
+/* The largest record but a view-change or a chunk (both persisted from
+ * where they are): an executed batch with its commit certificate. */
+#define REC_CAP (8 + DIG + 4 + SYN_PBFT_MAX_BATCH_BYTES + PROOF_CAP)
+#define CHUNK_KEYS 1024   /* chunk record keys per checkpoint: key = seq * CHUNK_KEYS + chunk */
 
 _Static_assert(SYN_PBFT_MAX_REPLICAS <= SYN_MAX_NODES, "replicas are keyring identities");
 _Static_assert(SYN_PBFT_MAX_RESULT_BYTES == SYN_MAX_APP_RESULT_BYTES, "a reply carries one app result");
 _Static_assert(SYN_MAX_OP_BYTES == SYN_MAX_APP_OP_BYTES, "a request carries one app op");
 _Static_assert(REQ_FRAME_CAP + 4 <= SYN_PBFT_MAX_BATCH_BYTES, "a batch holds the largest request");
 _Static_assert(SYN_PBFT_CHUNK_BYTES + PROOF_CAP + 1024 <= SYN_MAX_PAYLOAD_BYTES, "a state chunk fits a frame");
+_Static_assert(SYN_PBFT_MAX_STATE_BYTES / SYN_PBFT_CHUNK_BYTES <= CHUNK_KEYS, "a snapshot's chunks fit their keys");
+_Static_assert(SYN_PBFT_MAX_SEQ <= UINT64_MAX / CHUNK_KEYS, "chunk keys do not overflow");
+_Static_assert(REC_CAP <= SYN_MAX_RECORD_BYTES && MAX_VC_PAYLOAD <= SYN_MAX_RECORD_BYTES &&
+               SYN_PBFT_CHUNK_BYTES <= SYN_MAX_RECORD_BYTES, "every record fits SYN_MAX_RECORD_BYTES");
+_Static_assert(16 + SYN_PBFT_MAX_WINDOW * DIG <= REC_CAP, "an O set record fits");
+_Static_assert(SYN_PBFT_PERSIST_STEP_BYTES >= SYN_PBFT_CHUNK_BYTES, "a step persists at least one chunk");
 
 /* Field positions. */
 enum { RQ_CLIENT, RQ_TS, RQ_OP };
@@ -183,8 +225,8 @@ typedef struct {
   uint32_t blen;
   bool sent_prepare, prepared, sent_commit, committed;
   bool accused;              /* the primary's second pre-prepare was kept as evidence already */
-  uint64_t my_prep_view, my_comm_view;   /* what this replica signed for the slot (0: nothing) */
-  uint8_t my_prep_d[DIG], my_comm_d[DIG];
+  uint64_t my_pp_view, my_prep_view, my_comm_view;   /* view + 1 this replica signed in (0: nothing) */
+  uint8_t my_pp_d[DIG], my_prep_d[DIG], my_comm_d[DIG];   /* ... and the digest it signed */
   uint64_t c_view;           /* the view it committed in */
   int64_t pp_at_ns;          /* when its pre-prepare was accepted (retransmit only older ones) */
   bool nv_fixed;             /* the O set of the current view fixes its digest */
@@ -287,6 +329,28 @@ typedef struct {
   /* counters for status */
   uint64_t view_changes, transfers, batches, checkpoints;
   void *mem;                             /* slot bodies, votes, vc frames */
+
+  /* durable state (see "durable state" at the top) */
+  uint64_t dur;                          /* the checkpoint whose snapshot is durable (0: genesis) */
+  uint64_t dur_exec;                     /* executed batches are durable through here */
+  bool w_on;                             /* the writer is persisting checkpoint w_seq */
+  uint64_t w_seq, w_off;
+  uint8_t w_d[DIG];
+  uint32_t w_proof_len;
+  uint8_t w_proof[PROOF_CAP];
+  syn_buf_t w_buf;                       /* its snapshot, when it takes more than one step */
+  uint64_t my_vc_view;                   /* the view-change payload signed for this view (0: none) */
+  uint32_t my_vc_len;
+  uint8_t *my_vc;                        /* vc_cap */
+  uint64_t persisted;                    /* records persisted (status) */
+  uint8_t rbuf[REC_CAP];                 /* a record being built */
+  struct {                               /* recovery only: the durable checkpoint being read back */
+    bool hdr, done;
+    uint64_t seq, total;
+    uint8_t d[DIG];
+    uint32_t proof_len;
+    uint8_t proof[PROOF_CAP];
+  } rec;
 } replica_t;
 
 typedef struct {
@@ -300,6 +364,7 @@ typedef struct {
   uint32_t id, n, f;
   int64_t timeout_ns;
   uint64_t ts, view;
+  uint64_t ts_reserved;         /* durable: no request ever carries a ts above it unpersisted */
   bool busy;
   uint32_t op_len;
   uint8_t op[SYN_MAX_OP_BYTES];
@@ -398,6 +463,45 @@ static slot_t *slot_at(replica_t *r, uint64_t seq) {
   return s;
 }
 
+/* ---- durable records ---- */
+
+static void persist(replica_t *r, syn_effects_t *fx, uint32_t kind, uint64_t key, const uint8_t *p, size_t len) {
+  (void)syn_fx_persist(fx, kind, key, p, len);
+  r->persisted++;
+}
+
+/* VIEW: the view, whether it is changing, the next seq to assign as primary. */
+static void persist_view(replica_t *r, syn_effects_t *fx) {
+  uint8_t b[17];
+  syn_put_u64(b, r->view);
+  b[8] = r->in_vc;
+  syn_put_u64(b + 9, r->next_seq);
+  persist(r, fx, SYN_PBFT_REC_VIEW, 0, b, sizeof b);
+}
+
+/* A slot record: (view, digest) then tail (a batch body, a certificate). */
+static void persist_slot(replica_t *r, syn_effects_t *fx, uint32_t kind, uint64_t view, uint64_t seq,
+                         const uint8_t d[DIG], const uint8_t *tail, uint32_t tail_len) {
+  SYN_ASSERT(8 + DIG + (size_t)tail_len <= REC_CAP);
+  syn_put_u64(r->rbuf, view);
+  memcpy(r->rbuf + 8, d, DIG);
+  if (tail_len) memcpy(r->rbuf + 8 + DIG, tail, tail_len);
+  persist(r, fx, kind, seq, r->rbuf, 8 + DIG + tail_len);
+}
+
+/* May this replica sign (view, seq, d) in the phase whose own vote is
+ * (*my_view, my_d) and whose record is kind? Yes when it signed nothing for
+ * the slot in this view — the vote is then recorded, before the send that
+ * carries it — or signed this very digest. A second digest never. */
+static bool sign(replica_t *r, syn_effects_t *fx, uint32_t kind, uint64_t *my_view, uint8_t my_d[DIG],
+                 uint64_t view, uint64_t seq, const uint8_t d[DIG], const uint8_t *tail, uint32_t tail_len) {
+  if (*my_view == view + 1) return memcmp(my_d, d, DIG) == 0;
+  *my_view = view + 1;
+  memcpy(my_d, d, DIG);
+  persist_slot(r, fx, kind, view, seq, d, tail, tail_len);
+  return true;
+}
+
 static void arm_tick(replica_t *r, syn_effects_t *fx) {
   if (r->tick_on) return;
   r->tick_on = true;
@@ -433,10 +537,10 @@ static void send_vote(syn_effects_t *fx, int kind, bool bcast, uint32_t to, uint
   if (bcast) (void)syn_fx_broadcast(fx, &m); else (void)syn_fx_send(fx, to, &m);
 }
 
-static void send_batch(syn_effects_t *fx, bool bcast, uint32_t to, const slot_t *s) {
+static void send_batch(syn_effects_t *fx, bool bcast, uint32_t to, const slot_t *s, uint64_t view) {
   if (!syn_fx_room(fx, 1, s->blen + 256)) return;   /* asked for again later (need) */
   syn_msg_t m = { .def = &pbft_msgs[K_BATCH] };
-  m.u[V_VIEW] = s->view; m.u[V_SEQ] = s->seq;
+  m.u[V_VIEW] = view; m.u[V_SEQ] = s->seq;
   m.b[V_DIGEST] = (syn_bytes_t){ s->bdigest, DIG };
   m.b[V_BODY] = (syn_bytes_t){ s->batch, s->blen };
   if (bcast) (void)syn_fx_broadcast(fx, &m); else (void)syn_fx_send(fx, to, &m);
@@ -526,18 +630,19 @@ static void send_checkpoint(syn_effects_t *fx, uint64_t seq, const uint8_t d[DIG
   (void)syn_fx_broadcast(fx, &m);
 }
 
+/* fx NULL: during recovery (the tick sends the vote later). */
 static void take_checkpoint(replica_t *r, syn_effects_t *fx, uint64_t seq) {
   snap_t *s = snap_slot(r);
   syn_buf_init(&s->snap, SYN_PBFT_MAX_STATE_BYTES);
   if (snapshot(r, &s->snap) != 0) {
-    (void)syn_fx_trace(fx, "checkpoint %llu: snapshot failed", (unsigned long long)seq);
+    if (fx) (void)syn_fx_trace(fx, "checkpoint %llu: snapshot failed", (unsigned long long)seq);
     snap_drop(s);
     return;
   }
   s->seq = seq;
   syn_digest(s->snap.data, s->snap.len, s->d);
   r->checkpoints++;
-  send_checkpoint(fx, seq, s->d);
+  if (fx) send_checkpoint(fx, seq, s->d);
 }
 
 /* Garbage-collects everything at or below the new low watermark. */
@@ -640,7 +745,7 @@ static void checkpoint_stable(replica_t *r, syn_effects_t *fx, uint64_t seq, con
 static void on_checkpoint(replica_t *r, const syn_event_t *ev, syn_effects_t *fx) {
   const syn_msg_t *m = ev->msg;
   uint64_t seq = m->u[CK_SEQ];
-  if (!digest_ok(m, CK_DIGEST) || seq == 0 || seq % r->K != 0 || ev->frame_len > SMALL_CAP) {
+  if (!digest_ok(m, CK_DIGEST) || seq == 0 || seq % r->K != 0 || seq > SYN_PBFT_MAX_SEQ || ev->frame_len > SMALL_CAP) {
     reject(fx, ev->from, SYN_PBFT_R_BAD_CHECKPOINT);
     return;
   }
@@ -670,6 +775,7 @@ static void on_checkpoint(replica_t *r, const syn_event_t *ev, syn_effects_t *fx
 
 /* ---- execution ---- */
 
+/* fx NULL: re-executing a persisted batch during recovery (nothing emitted). */
 static void execute_batch(replica_t *r, syn_effects_t *fx, slot_t *s) {
   iter_t it = { s->batch, s->blen };
   const uint8_t *item; uint32_t ilen;
@@ -683,15 +789,17 @@ static void execute_batch(replica_t *r, syn_effects_t *fx, slot_t *s) {
     int rc = r->app->execute(r->app_state, m.b[RQ_OP].ptr, m.b[RQ_OP].len, &r->scratch);
     if (rc != 0) {
       r->broken = true;
-      (void)syn_fx_trace(fx, "execution failed at seq %llu: %s", (unsigned long long)s->seq, syn_strerror(rc));
+      if (fx) (void)syn_fx_trace(fx, "execution failed at seq %llu: %s", (unsigned long long)s->seq, syn_strerror(rc));
       return;
     }
     e->last_ts = ts; e->last_seq = s->seq;
     e->rlen = (uint32_t)r->scratch.len;
     memcpy(e->result, r->scratch.data, e->rlen);
     r->op_count++;
-    (void)syn_fx_deliver(fx, r->op_count, f.sender, ts, m.b[RQ_OP].ptr, m.b[RQ_OP].len);
-    send_reply(r, fx, c);
+    if (fx) {
+      (void)syn_fx_deliver(fx, r->op_count, f.sender, ts, m.b[RQ_OP].ptr, m.b[RQ_OP].len);
+      send_reply(r, fx, c);
+    }
     if (e->pend_ts && e->pend_ts <= ts) { e->pend_ts = 0; e->assigned = false; }
   }
 }
@@ -702,14 +810,27 @@ static void execute_ready(replica_t *r, syn_effects_t *fx) {
   bool progressed = false;
   while (!r->broken) {
     uint64_t seq = r->last_exec + 1;
+    /* What it executed so far must be durable first (after a state
+     * transfer, the transferred snapshot), and the batch within the window
+     * of its durable checkpoint: persist_run resumes. */
+    if (r->dur_exec != r->last_exec || seq > r->dur + r->L) break;
     slot_t *s = slot_peek(r, seq);
     if (s == NULL || !s->committed || !s->have_batch || memcmp(s->bdigest, s->digest, DIG) != 0) break;
-    /* Room for one batch's delivers and replies; otherwise continue next step. */
+    /* Room for one batch's record, delivers and replies; otherwise continue next step. */
     if (!syn_fx_room(fx, 2 * SYN_MAX_BATCH + 16,
-                     (size_t)SYN_MAX_BATCH * (SYN_MAX_OP_BYTES + SYN_PBFT_MAX_RESULT_BYTES + 128) + 8192)) {
+                     (size_t)SYN_MAX_BATCH * (SYN_MAX_OP_BYTES + SYN_PBFT_MAX_RESULT_BYTES + 128) + 8192 + REC_CAP +
+                     SYN_RECORD_SEAL_BYTES)) {
       if (!r->exec_on) { r->exec_on = true; (void)syn_fx_timer_set(fx, SYN_PBFT_TIMER_EXEC, 0); }
       break;
     }
+    /* EXEC before the replies it causes: a restart re-executes it. */
+    syn_put_u64(r->rbuf, s->c_view);
+    memcpy(r->rbuf + 8, s->bdigest, DIG);
+    syn_put_u32(r->rbuf + 8 + DIG, s->blen);
+    memcpy(r->rbuf + 12 + DIG, s->batch, s->blen);
+    memcpy(r->rbuf + 12 + DIG + s->blen, s->ccert, s->ccert_len);
+    persist(r, fx, SYN_PBFT_REC_EXEC, seq, r->rbuf, 12 + DIG + (size_t)s->blen + s->ccert_len);
+    r->dur_exec = seq;
     execute_batch(r, fx, s);
     if (r->broken) break;
     (void)syn_fx_commit(fx, seq, s->bdigest);
@@ -760,29 +881,28 @@ static void build_cert(replica_t *r, slot_t *s) {
 
 static void progress(replica_t *r, syn_effects_t *fx, slot_t *s) {
   if (r->in_vc || !s->have_pp || s->view != r->view) return;
+  /* Beyond the window of its durable checkpoint a restart could not hold
+   * the vote's record: wait (persist_run resumes). */
+  if (s->seq > r->dur + r->L) return;
   bool body = s->have_batch && memcmp(s->bdigest, s->digest, DIG) == 0;
   if (!body) return;
   uint32_t p = primary_of(r, s->view);
   if (!s->sent_prepare && r->id != p) {
     s->sent_prepare = true;
     /* One prepare per view: a second digest would be a second vote. */
-    if (s->my_prep_view != s->view + 1 || memcmp(s->my_prep_d, s->digest, DIG) == 0) {
-      s->my_prep_view = s->view + 1;
-      memcpy(s->my_prep_d, s->digest, DIG);
+    if (sign(r, fx, SYN_PBFT_REC_PREPARE, &s->my_prep_view, s->my_prep_d, s->view, s->seq, s->digest, NULL, 0))
       send_vote(fx, K_PREPARE, true, 0, s->view, s->seq, s->digest);
-    }
   }
   if (!s->prepared && count_votes(r, s->prep, s->view, s->digest, p) >= 2 * r->f) {
     s->prepared = true;
     build_cert(r, s);
+    /* Its view-changes must carry the certificate, restarted or not. */
+    persist_slot(r, fx, SYN_PBFT_REC_PREPARED, s->view, s->seq, s->digest, s->cert, s->cert_len);
   }
   if (s->prepared && !s->sent_commit) {
     s->sent_commit = true;
-    if (s->my_comm_view != s->view + 1 || memcmp(s->my_comm_d, s->digest, DIG) == 0) {
-      s->my_comm_view = s->view + 1;
-      memcpy(s->my_comm_d, s->digest, DIG);
+    if (sign(r, fx, SYN_PBFT_REC_COMMIT, &s->my_comm_view, s->my_comm_d, s->view, s->seq, s->digest, NULL, 0))
       send_vote(fx, K_COMMIT, true, 0, s->view, s->seq, s->digest);
-    }
   }
   if (s->prepared && !s->committed && count_votes(r, s->comm, s->view, s->digest, UINT32_MAX) >= r->quorum) {
     s->committed = true;
@@ -914,7 +1034,7 @@ static void on_vote(replica_t *r, const syn_event_t *ev, syn_effects_t *fx, bool
 /* The primary orders waiting requests into batches while the window allows. */
 static void maybe_propose(replica_t *r, syn_effects_t *fx, bool force) {
   if (r->in_vc || !is_primary(r) || r->broken) return;
-  while (r->next_seq < r->h + r->L) {
+  while (r->next_seq < r->h + r->L && r->next_seq < r->dur + r->L) {
     uint32_t waiting = 0;
     for (uint32_t c = 0; c < r->clients; c++) waiting += r->ctab[c].pend_ts && !r->ctab[c].assigned;
     if (waiting == 0) return;
@@ -922,7 +1042,7 @@ static void maybe_propose(replica_t *r, syn_effects_t *fx, bool force) {
       if (!r->batch_on) { r->batch_on = true; (void)syn_fx_timer_set(fx, SYN_PBFT_TIMER_BATCH, r->batch_delay_ns); }
       return;
     }
-    if (!syn_fx_room(fx, 4, SYN_PBFT_MAX_BATCH_BYTES + 1024)) return;   /* the tick retries */
+    if (!syn_fx_room(fx, 8, 2 * (size_t)SYN_PBFT_MAX_BATCH_BYTES + 1024)) return;   /* the tick retries */
     uint8_t *batch = r->scratch.data;
     uint32_t len = 0, k = 0;
     for (uint32_t i = 0; i < r->clients && k < r->batch_size; i++) {
@@ -938,6 +1058,14 @@ static void maybe_propose(replica_t *r, syn_effects_t *fx, bool force) {
     uint64_t seq = ++r->next_seq;
     uint8_t d[DIG];
     syn_digest(batch, len, d);
+    slot_t *s = slot_at(r, seq);
+    SYN_ASSERT(s != NULL);   /* h < seq <= h + L */
+    persist_view(r, fx);     /* next_seq: a restarted primary never assigns seq again */
+    if (!sign(r, fx, SYN_PBFT_REC_PRE_PREPARE, &s->my_pp_view, s->my_pp_d, r->view, seq, d, batch, len)) {
+      (void)syn_fx_trace(fx, "seq %llu was pre-prepared in view %llu already", (unsigned long long)seq,
+                         (unsigned long long)r->view);
+      continue;
+    }
     send_vote(fx, K_PRE_PREPARE, true, 0, r->view, seq, d);
     syn_msg_t m = { .def = &pbft_msgs[K_BATCH] };
     m.u[V_VIEW] = r->view; m.u[V_SEQ] = seq;
@@ -999,7 +1127,7 @@ static bool pentry_valid(const replica_t *r, iter_t *it, uint64_t view, uint64_t
 /* Each P entry is framed as one item holding (pp, 2f prepares) items. */
 static bool vc_valid(const replica_t *r, const syn_msg_t *m) {
   uint64_t stable = m->u[VC_STABLE], view = m->u[VC_VIEW];
-  if (view == 0 || stable % r->K != 0) return false;
+  if (view == 0 || stable % r->K != 0 || stable > SYN_PBFT_MAX_SEQ) return false;
   uint8_t d[DIG];
   if (stable > 0 && !proof_valid(r, m->b[VC_PROOF].ptr, m->b[VC_PROOF].len, stable, d)) return false;
   if (stable == 0 && m->b[VC_PROOF].len != 0) return false;
@@ -1017,18 +1145,34 @@ static bool vc_valid(const replica_t *r, const syn_msg_t *m) {
   return k == 0;
 }
 
+/* Broadcasts this replica's view-change for its view: the one it signed
+ * already if any (the same payload, so the same frame), else a new one,
+ * recorded before it goes out. */
 static void send_view_change(replica_t *r, syn_effects_t *fx) {
-  if (!syn_fx_room(fx, 1, r->vc_cap + 1024)) return;   /* the tick resends */
-  uint8_t *p = r->scratch.data;
-  uint32_t len = 0;
-  for (uint64_t seq = r->h + 1; seq <= r->h + r->L; seq++) {
-    const slot_t *s = slot_peek(r, seq);
-    if (s && s->cert_len) len += put_item(p + len, s->cert, s->cert_len);
+  if (!syn_fx_room(fx, 3, 2 * (size_t)r->vc_cap + 1024)) return;   /* the tick resends */
+  const syn_msg_def_t *def = &pbft_msgs[K_VIEW_CHANGE];
+  if (r->my_vc_view != r->view) {
+    uint8_t *p = r->scratch.data;
+    uint32_t len = 0;
+    for (uint64_t seq = r->h + 1; seq <= r->h + r->L; seq++) {
+      const slot_t *s = slot_peek(r, seq);
+      if (s && s->cert_len) len += put_item(p + len, s->cert, s->cert_len);
+    }
+    syn_msg_t m = { .def = def };
+    m.u[VC_VIEW] = r->view; m.u[VC_STABLE] = r->h;
+    m.b[VC_PROOF] = (syn_bytes_t){ r->h_proof, r->h_proof_len };
+    m.b[VC_PREPARED] = (syn_bytes_t){ p, len };
+    size_t plen;
+    int rc = syn_wire_encode_payload(&m, r->my_vc, r->vc_cap, &plen);
+    SYN_ASSERT(rc == 0);   /* vc_cap bounds the largest view-change */
+    r->my_vc_view = r->view;
+    r->my_vc_len = (uint32_t)plen;
+    persist(r, fx, SYN_PBFT_REC_VIEW_CHANGE, r->view, r->my_vc, plen);
+    (void)syn_fx_forget(fx, SYN_PBFT_REC_VIEW_CHANGE, r->view);
   }
-  syn_msg_t m = { .def = &pbft_msgs[K_VIEW_CHANGE] };
-  m.u[VC_VIEW] = r->view; m.u[VC_STABLE] = r->h;
-  m.b[VC_PROOF] = (syn_bytes_t){ r->h_proof, r->h_proof_len };
-  m.b[VC_PREPARED] = (syn_bytes_t){ p, len };
+  syn_msg_t m;
+  int rc = syn_wire_decode_payload(def, r->my_vc, r->my_vc_len, &m);
+  SYN_ASSERT(rc == 0);   /* encoded above, or checked by recovery */
   (void)syn_fx_broadcast(fx, &m);
 }
 
@@ -1045,6 +1189,7 @@ static void start_view_change(replica_t *r, syn_effects_t *fx, uint64_t view) {
    * (handle_view_change): a replica alone ahead waits for the others
    * instead of running further ahead of them. */
   stop_view_timer(r, fx);
+  persist_view(r, fx);
   send_view_change(r, fx);
   r->vc_attempts++;
   arm_tick(r, fx);
@@ -1092,6 +1237,41 @@ static void oset_compute(const replica_t *r, const vcrec_t *const *vcs, uint32_t
     if (!o->has[seq - o->min_s - 1]) memcpy(o->d[seq - o->min_s - 1], r->null_d, DIG);
 }
 
+/* OSET: the O set of the view entered, (min_s, max_s] and a digest each. */
+static void persist_oset(replica_t *r, syn_effects_t *fx) {
+  const oset_t *o = r->oset;
+  syn_put_u64(r->rbuf, o->min_s);
+  syn_put_u64(r->rbuf + 8, o->max_s);
+  uint64_t k = o->max_s - o->min_s;
+  SYN_ASSERT(k <= r->L);
+  memcpy(r->rbuf + 16, o->d, k * DIG);
+  persist(r, fx, SYN_PBFT_REC_OSET, r->o_view, r->rbuf, 16 + k * DIG);
+  (void)syn_fx_forget(fx, SYN_PBFT_REC_OSET, r->o_view);
+}
+
+/* The new primary pre-prepares the O set of its view: each slot once (the
+ * digest recorded first), those within the window of its durable checkpoint
+ * now, the others when persist_run resumes; the tick calls again for what
+ * did not fit the batch. */
+static void propose_oset(replica_t *r, syn_effects_t *fx) {
+  if (r->in_vc || !is_primary(r) || r->o_view != r->view || r->o_view == 0 || r->broken) return;
+  const oset_t *o = r->oset;
+  uint64_t first = (o->min_s > r->h ? o->min_s : r->h) + 1;
+  uint64_t last = o->max_s < r->dur + r->L ? o->max_s : r->dur + r->L;
+  for (uint64_t seq = first; seq <= last; seq++) {
+    slot_t *s = slot_at(r, seq);
+    if (s == NULL || s->my_pp_view == r->view + 1) continue;
+    if (!syn_fx_room(fx, 4, 2 * (size_t)SYN_PBFT_MAX_BATCH_BYTES + 1024)) break;
+    const uint8_t *d = o->d[seq - o->min_s - 1];
+    bool body = s->have_batch && s->blen > 0 && memcmp(s->bdigest, d, DIG) == 0;
+    if (!sign(r, fx, SYN_PBFT_REC_PRE_PREPARE, &s->my_pp_view, s->my_pp_d, r->view, seq, d,
+              body ? s->batch : NULL, body ? s->blen : 0))
+      continue;
+    send_vote(fx, K_PRE_PREPARE, true, 0, r->view, seq, d);
+    if (body) send_batch(fx, true, 0, s, r->view);
+  }
+}
+
 static void enter_view(replica_t *r, syn_effects_t *fx, uint64_t view, const oset_t *o) {
   if (o != r->oset) memcpy(r->oset, o, sizeof *o);
   r->o_view = view;
@@ -1137,17 +1317,13 @@ static void enter_view(replica_t *r, syn_effects_t *fx, uint64_t view, const ose
   for (uint32_t c = 0; c < r->clients; c++) r->ctab[c].assigned = false;
   r->oset->proof = NULL;   /* it pointed into a view-change frame that may be overwritten */
   r->oset->proof_len = 0;
+  /* The view and its O set, before any vote of the view goes out. */
+  persist_view(r, fx);
+  persist_oset(r, fx);
   (void)syn_fx_trace(fx, "entered view %llu (O set %llu..%llu)", (unsigned long long)view,
                      (unsigned long long)o->min_s + 1, (unsigned long long)o->max_s);
   if (is_primary(r)) {
-    for (uint64_t seq = o->min_s + 1; seq <= o->max_s; seq++) {
-      if (seq <= r->h) continue;
-      const uint8_t *d = o->d[seq - o->min_s - 1];
-      if (!syn_fx_room(fx, 2, 512)) break;   /* the tick retransmits what is missing */
-      send_vote(fx, K_PRE_PREPARE, true, 0, view, seq, d);
-      slot_t *s = slot_peek(r, seq);
-      if (s && s->have_batch && s->blen > 0) { s->view = view; send_batch(fx, true, 0, s); }
-    }
+    propose_oset(r, fx);
     maybe_propose(r, fx, false);
   } else if (has_pending(r)) {
     arm_view_timer(r, fx);
@@ -1232,6 +1408,9 @@ static void maybe_new_view(replica_t *r, syn_effects_t *fx) {
     memcpy(w->d, r->vcs[q].d, DIG);
     memcpy(w->frame, r->vcs[q].frame, r->vcs[q].len);
   }
+  /* One new-view per view, restarted or not. */
+  persist(r, fx, SYN_PBFT_REC_NEW_VIEW, r->nv_sent, r->nv_refs, r->nv_len);
+  (void)syn_fx_forget(fx, SYN_PBFT_REC_NEW_VIEW, r->nv_sent);
   send_new_view(r, fx);
 }
 
@@ -1418,7 +1597,8 @@ static void on_state(replica_t *r, const syn_event_t *ev, syn_effects_t *fx) {
   uint64_t seq = m->u[ST_SEQ], off = m->u[ST_OFFSET], total = m->u[ST_TOTAL];
   if (ev->from >= r->n) { reject(fx, ev->from, SYN_PBFT_R_NOT_CLIENT); return; }
   if (seq <= r->last_exec || seq <= r->h) return;   /* we have that far already */
-  if (total == 0 || total > SYN_PBFT_MAX_STATE_BYTES || off > total || m->b[ST_CHUNK].len > total - off) {
+  if (total == 0 || total > SYN_PBFT_MAX_STATE_BYTES || off > total || m->b[ST_CHUNK].len > total - off ||
+      seq > SYN_PBFT_MAX_SEQ) {
     reject(fx, ev->from, SYN_PBFT_R_BAD_STATE);
     return;
   }
@@ -1539,13 +1719,20 @@ static void on_need(replica_t *r, const syn_event_t *ev, syn_effects_t *fx) {
   if (!digest_ok(m, ND_DIGEST)) return;
   slot_t *s = slot_peek(r, m->u[ND_SEQ]);
   if (s && s->have_batch && s->blen > 0 && memcmp(s->bdigest, dg(m, ND_DIGEST), DIG) == 0)
-    send_batch(fx, false, ev->from, s);
+    send_batch(fx, false, ev->from, s, s->view);
 }
 
 /* ---- the periodic tick: retransmission and catching up ---- */
 
+/* The pre-prepare (and batch) it signed for s in this view, again. */
+static void resend_pp(replica_t *r, syn_effects_t *fx, const slot_t *s) {
+  if (!syn_fx_room(fx, 2, (size_t)s->blen + 1024)) return;
+  send_vote(fx, K_PRE_PREPARE, true, 0, r->view, s->seq, s->my_pp_d);
+  if (s->have_batch && s->blen > 0 && memcmp(s->bdigest, s->my_pp_d, DIG) == 0) send_batch(fx, true, 0, s, r->view);
+}
+
 static bool outstanding(const replica_t *r) {
-  if (r->in_vc || r->xfer || r->nv_pending || r->last_exec < r->max_seen || has_pending(r)) return true;
+  if (r->in_vc || r->xfer || r->nv_pending || r->last_exec < r->max_seen || has_pending(r) || r->w_on) return true;
   for (int i = 0; i < SYN_PBFT_MAX_SNAPS; i++)
     if (r->snaps[i].snap.data && r->snaps[i].seq > r->h) return true;
   return false;
@@ -1571,7 +1758,7 @@ static void on_tick(replica_t *r, int64_t now_ns, syn_effects_t *fx) {
       if (s == NULL || !syn_fx_room(fx, 8, 4096)) continue;
       if (s->have_pp && s->view == r->view && now_ns - s->pp_at_ns < r->tick_ns) continue;   /* still fresh */
       if (s->have_pp && s->view == r->view) {
-        if (r->id == p) { send_vote(fx, K_PRE_PREPARE, true, 0, s->view, seq, s->digest); if (s->blen) send_batch(fx, true, 0, s); }
+        if (r->id == p) { send_vote(fx, K_PRE_PREPARE, true, 0, s->view, seq, s->digest); if (s->blen) send_batch(fx, true, 0, s, s->view); }
         if (s->sent_prepare && s->my_prep_view == s->view + 1) send_vote(fx, K_PREPARE, true, 0, s->view, seq, s->my_prep_d);
         if (s->sent_commit && s->my_comm_view == s->view + 1) send_vote(fx, K_COMMIT, true, 0, s->view, seq, s->my_comm_d);
         if (!s->have_batch) {
@@ -1579,13 +1766,15 @@ static void on_tick(replica_t *r, int64_t now_ns, syn_effects_t *fx) {
           m.u[ND_SEQ] = seq; m.b[ND_DIGEST] = (syn_bytes_t){ s->digest, DIG };
           (void)syn_fx_broadcast(fx, &m);
         }
+      } else if (r->id == p && s->my_pp_view == r->view + 1) {
+        resend_pp(r, fx, s);   /* signed before a restart; its own copy comes back */
       } else if (s->nv_fixed && !s->have_batch) {
         syn_msg_t m = { .def = &pbft_msgs[K_NEED] };
         m.u[ND_SEQ] = seq; m.b[ND_DIGEST] = (syn_bytes_t){ s->nv_digest, DIG };
         (void)syn_fx_broadcast(fx, &m);
       }
     }
-    if (r->id == p) maybe_propose(r, fx, false);
+    if (r->id == p) { propose_oset(r, fx); maybe_propose(r, fx, false); }
   }
   /* Our newest checkpoint vote until it is stable. */
   const snap_t *top = NULL;
@@ -1614,13 +1803,107 @@ static void on_tick(replica_t *r, int64_t now_ns, syn_effects_t *fx) {
   if (outstanding(r)) arm_tick(r, fx);
 }
 
+/* ---- the durable checkpoint ---- */
+
+/* Persists the snapshot of the stable checkpoint in chunks, then its header,
+ * then forgets what the new durable checkpoint supersedes: the older one and
+ * every slot record at or below it. Writes at most *budget bytes; returns
+ * true when a checkpoint became durable. A write, once begun, finishes (from
+ * its own copy when it takes several steps) before the next begins. */
+static bool writer_step(replica_t *r, syn_effects_t *fx, size_t *budget) {
+  const uint8_t *bytes;
+  uint64_t total;
+  if (r->w_on) {
+    bytes = r->w_buf.data; total = r->w_buf.len;
+  } else {
+    if (r->h <= r->dur) return false;
+    const snap_t *sn = snap_find(r, r->h);
+    /* No snapshot of it here: a later checkpoint (or a transfer) will do. */
+    if (sn == NULL || memcmp(sn->d, r->h_digest, DIG) != 0) return false;
+    r->w_on = true;
+    r->w_seq = r->h; r->w_off = 0;
+    memcpy(r->w_d, r->h_digest, DIG);
+    memcpy(r->w_proof, r->h_proof, r->h_proof_len);
+    r->w_proof_len = r->h_proof_len;
+    syn_buf_reset(&r->w_buf);
+    bytes = sn->snap.data; total = sn->snap.len;
+    size_t chunks = (size_t)((total + SYN_PBFT_CHUNK_BYTES - 1) / SYN_PBFT_CHUNK_BYTES);
+    if (total > *budget || !syn_fx_room(fx, (uint32_t)chunks + 16, total + chunks * 64 + 2 * PROOF_CAP)) {
+      /* More than this step holds: write it from a copy over the next steps. */
+      if (syn_buf_append(&r->w_buf, bytes, total) != 0) {
+        r->w_on = false;
+        (void)syn_fx_trace(fx, "checkpoint %llu: no memory to persist it", (unsigned long long)r->w_seq);
+        return false;
+      }
+      bytes = r->w_buf.data;
+    }
+  }
+  while (r->w_off < total) {
+    size_t n = total - r->w_off < SYN_PBFT_CHUNK_BYTES ? (size_t)(total - r->w_off) : SYN_PBFT_CHUNK_BYTES;
+    if (n > *budget || !syn_fx_room(fx, 1, n + SYN_RECORD_SEAL_BYTES + 64)) {
+      SYN_ASSERT(bytes == r->w_buf.data);   /* a write from the snapshot itself was sized to finish */
+      return false;
+    }
+    persist(r, fx, SYN_PBFT_REC_CHUNK, r->w_seq * CHUNK_KEYS + r->w_off / SYN_PBFT_CHUNK_BYTES, bytes + r->w_off, n);
+    r->w_off += n;
+    *budget -= n;
+  }
+  if (!syn_fx_room(fx, 16, PROOF_CAP + 256)) {
+    SYN_ASSERT(bytes == r->w_buf.data);
+    return false;
+  }
+  uint8_t *p = r->rbuf;
+  memcpy(p, r->w_d, DIG);
+  syn_put_u64(p + DIG, total);
+  syn_put_u32(p + DIG + 8, r->w_proof_len);
+  memcpy(p + DIG + 12, r->w_proof, r->w_proof_len);
+  persist(r, fx, SYN_PBFT_REC_CKPT, r->w_seq, p, DIG + 12 + (size_t)r->w_proof_len);
+  /* Only now that it is whole may what it supersedes go. */
+  (void)syn_fx_forget(fx, SYN_PBFT_REC_CKPT, r->w_seq);
+  (void)syn_fx_forget(fx, SYN_PBFT_REC_CHUNK, r->w_seq * CHUNK_KEYS);
+  static const uint32_t slot_kinds[] = { SYN_PBFT_REC_PRE_PREPARE, SYN_PBFT_REC_PREPARE, SYN_PBFT_REC_COMMIT,
+                                         SYN_PBFT_REC_PREPARED, SYN_PBFT_REC_EXEC };
+  for (size_t i = 0; i < sizeof slot_kinds / sizeof slot_kinds[0]; i++) (void)syn_fx_forget(fx, slot_kinds[i], r->w_seq + 1);
+  r->dur = r->w_seq;
+  if (r->dur_exec < r->dur) r->dur_exec = r->dur;
+  r->w_on = false;
+  syn_buf_free(&r->w_buf);
+  syn_buf_init(&r->w_buf, SYN_PBFT_MAX_STATE_BYTES);
+  return true;
+}
+
+/* The durable checkpoint moved: what waited for it goes on. */
+static void resume(replica_t *r, syn_effects_t *fx) {
+  for (uint64_t seq = r->h + 1; seq <= r->h + r->L; seq++) {
+    slot_t *s = slot_peek(r, seq);
+    if (s) progress(r, fx, s);
+  }
+  execute_ready(r, fx);
+  propose_oset(r, fx);
+  maybe_propose(r, fx, false);
+}
+
+/* After every replica step: the writer's share of the step. */
+static void persist_run(replica_t *r, syn_effects_t *fx) {
+  size_t budget = SYN_PBFT_PERSIST_STEP_BYTES;
+  for (int i = 0; i < 4 && writer_step(r, fx, &budget); i++) resume(r, fx);
+  if (r->w_on) arm_tick(r, fx);
+}
+
 /* ---- the replica step ---- */
 
-static void replica_step(replica_t *r, const syn_event_t *ev, syn_effects_t *fx) {
+static void replica_event(replica_t *r, const syn_event_t *ev, syn_effects_t *fx) {
   switch (ev->kind) {
   case SYN_EV_START:
     r->tick_on = r->view_timer = r->exec_on = r->batch_on = false;   /* a restart lost its timers */
     send_fetch(r, fx, 0, 0);   /* a restarted replica learns where the others are */
+    /* What it signed before a restart, again (the same messages). */
+    if (r->in_vc) send_view_change(r, fx);
+    else if (is_primary(r))
+      for (uint64_t seq = r->h + 1; seq <= r->h + r->L; seq++) {
+        const slot_t *s = slot_peek(r, seq);
+        if (s && !s->have_pp && s->my_pp_view == r->view + 1) resend_pp(r, fx, s);
+      }
     if (outstanding(r)) arm_tick(r, fx);
     if (r->in_vc || (!is_primary(r) && has_pending(r))) arm_view_timer(r, fx);
     return;
@@ -1662,6 +1945,11 @@ static void replica_step(replica_t *r, const syn_event_t *ev, syn_effects_t *fx)
   }
 }
 
+static void replica_step(replica_t *r, const syn_event_t *ev, syn_effects_t *fx) {
+  replica_event(r, ev, fx);
+  persist_run(r, fx);
+}
+
 /* Before the signature: what the content alone condemns (stale views and
  * garbage-collected slots, malformed digests, clients speaking out of
  * turn). Nothing here trusts the sender field. */
@@ -1677,7 +1965,8 @@ static int pbft_admit(const void *state, uint32_t from, const syn_msg_t *m) {
     if (m->u[V_SEQ] <= r->h) return SYN_PBFT_R_STALE;
     return -1;
   case SYN_PBFT_CHECKPOINT:
-    if (!digest_ok(m, CK_DIGEST) || m->u[CK_SEQ] == 0 || m->u[CK_SEQ] % r->K != 0) return SYN_PBFT_R_BAD_CHECKPOINT;
+    if (!digest_ok(m, CK_DIGEST) || m->u[CK_SEQ] == 0 || m->u[CK_SEQ] % r->K != 0 || m->u[CK_SEQ] > SYN_PBFT_MAX_SEQ)
+      return SYN_PBFT_R_BAD_CHECKPOINT;
     return m->u[CK_SEQ] <= r->h ? SYN_PBFT_R_STALE : -1;
   default:
     return -1;
@@ -1703,6 +1992,14 @@ static void client_next(client_t *c, syn_effects_t *fx) {
   c->q_head += 4 + len; c->q_used -= 4 + len; c->q_count--;
   if (c->q_count == 0) c->q_head = 0;
   c->ts++;
+  if (c->ts > c->ts_reserved) {
+    /* A block of timestamps at a time: a restarted client starts above it,
+     * so replicas never take a new request for one they answered. */
+    c->ts_reserved = c->ts + SYN_PBFT_CLIENT_TS_BLOCK - 1;
+    uint8_t b[8];
+    syn_put_u64(b, c->ts_reserved);
+    (void)syn_fx_persist(fx, SYN_PBFT_REC_CLIENT, 0, b, sizeof b);
+  }
   c->busy = true;
   memset(c->rep, 0, sizeof c->rep[0] * c->n);
   client_send(c, fx, false);
@@ -1767,6 +2064,210 @@ static void client_step(client_t *c, const syn_event_t *ev, syn_effects_t *fx) {
   client_next(c, fx);
 }
 
+/* ---- recovery: a replica or client rebuilt from its records ---- */
+
+/* Every record after the chunks needs the durable checkpoint restored. */
+static int rec_snapshot_whole(const replica_t *r) { return r->rec.hdr && !r->rec.done ? -SYN_ECORRUPT : 0; }
+
+/* The assembled snapshot (x_buf) of the durable checkpoint: checked against
+ * its header's digest, restored, and made the stable checkpoint. */
+static int install_snapshot(replica_t *r) {
+  uint8_t d[DIG];
+  syn_digest(r->x_buf.data, r->x_buf.len, d);
+  if (memcmp(d, r->rec.d, DIG) != 0 || restore(r, r->x_buf.data, r->x_buf.len) != 0) return -SYN_ECORRUPT;
+  uint64_t seq = r->rec.seq;
+  r->h = r->dur = r->dur_exec = r->last_exec = seq;
+  memcpy(r->h_digest, d, DIG);
+  memcpy(r->h_proof, r->rec.proof, r->rec.proof_len);
+  r->h_proof_len = r->rec.proof_len;
+  for (int i = 0; i < SYN_PBFT_MAX_SNAPS; i++) snap_drop(&r->snaps[i]);
+  snap_t *sn = &r->snaps[0];
+  sn->seq = seq;
+  memcpy(sn->d, d, DIG);
+  sn->snap = r->x_buf;                     /* it serves state transfers, as before the restart */
+  syn_buf_init(&r->x_buf, SYN_PBFT_MAX_STATE_BYTES);
+  r->rec.done = true;
+  return 0;
+}
+
+/* A slot record's view and its slot (NULL: at or below the durable
+ * checkpoint, superseded). A replica signs nothing beyond dur + L, so a
+ * record there is not one it wrote. */
+static int rec_slot(replica_t *r, uint64_t seq, const uint8_t *p, size_t len, slot_t **out, uint64_t *view) {
+  *out = NULL;
+  if (len < 8 + DIG) return -SYN_ECORRUPT;
+  *view = syn_get_u64(p);
+  if (*view == UINT64_MAX) return -SYN_ECORRUPT;
+  if (seq <= r->h) return 0;
+  if (seq > r->h + r->L) return -SYN_ECORRUPT;
+  *out = slot_at(r, seq);
+  return 0;
+}
+
+static int replica_recover(replica_t *r, uint32_t kind, uint64_t key, const uint8_t *p, size_t len) {
+  if (kind == SYN_RECORD_END || kind > SYN_PBFT_REC_CHUNK) {
+    int rc = rec_snapshot_whole(r);
+    if (rc) return rc;
+  }
+  slot_t *s;
+  uint64_t view;
+  int rc;
+  switch (kind) {
+  case SYN_PBFT_REC_VIEW:
+    if (key != 0 || len != 17 || p[8] > 1) return -SYN_ECORRUPT;
+    r->view = syn_get_u64(p);
+    r->in_vc = p[8];
+    r->next_seq = syn_get_u64(p + 9);
+    return 0;
+  case SYN_PBFT_REC_VIEW_CHANGE: {
+    syn_msg_t m;
+    if (len > r->vc_cap || syn_wire_decode_payload(&pbft_msgs[K_VIEW_CHANGE], p, len, &m) != 0 ||
+        m.u[VC_VIEW] != key)
+      return -SYN_ECORRUPT;
+    if (key != r->view) return 0;   /* of an older view */
+    memcpy(r->my_vc, p, len);
+    r->my_vc_len = (uint32_t)len;
+    r->my_vc_view = key;
+    return 0;
+  }
+  case SYN_PBFT_REC_NEW_VIEW:
+    if (len % (4 + DIG) != 0 || len > sizeof r->nv_refs) return -SYN_ECORRUPT;
+    if (key != r->view) return 0;
+    r->nv_sent = key;
+    r->nv_len = (uint32_t)len;
+    memcpy(r->nv_refs, p, len);
+    return 0;
+  case SYN_PBFT_REC_OSET: {
+    if (len < 16) return -SYN_ECORRUPT;
+    uint64_t min_s = syn_get_u64(p), max_s = syn_get_u64(p + 8);
+    if (max_s < min_s || max_s - min_s > r->L || len != 16 + (max_s - min_s) * DIG) return -SYN_ECORRUPT;
+    if (key != r->view || r->in_vc) return 0;
+    oset_t *o = r->oset;
+    memset(o, 0, sizeof *o);
+    o->min_s = min_s; o->max_s = max_s;
+    memcpy(o->d, p + 16, (max_s - min_s) * DIG);
+    for (uint64_t i = 0; i < max_s - min_s; i++) o->has[i] = true;
+    r->o_view = key;
+    return 0;
+  }
+  case SYN_PBFT_REC_CKPT: {
+    if (len < DIG + 12) return -SYN_ECORRUPT;
+    uint64_t total = syn_get_u64(p + DIG);
+    uint32_t plen = syn_get_u32(p + DIG + 8);
+    if (plen > PROOF_CAP || len != DIG + 12 + (size_t)plen || total == 0 || total > SYN_PBFT_MAX_STATE_BYTES ||
+        key == 0 || key % r->K != 0 || key > SYN_PBFT_MAX_SEQ)
+      return -SYN_ECORRUPT;
+    /* In key order: a later header is a newer checkpoint whose forgets did not land. */
+    r->rec.hdr = true; r->rec.done = false;
+    r->rec.seq = key; r->rec.total = total;
+    memcpy(r->rec.d, p, DIG);
+    memcpy(r->rec.proof, p + DIG + 12, plen);
+    r->rec.proof_len = plen;
+    syn_buf_reset(&r->x_buf);
+    return 0;
+  }
+  case SYN_PBFT_REC_CHUNK: {
+    if (!r->rec.hdr || key / CHUNK_KEYS != r->rec.seq || r->rec.done) return 0;   /* an unfinished write */
+    uint64_t have = r->x_buf.len, want = r->rec.total - have;
+    if (want > SYN_PBFT_CHUNK_BYTES) want = SYN_PBFT_CHUNK_BYTES;
+    if ((key % CHUNK_KEYS) * SYN_PBFT_CHUNK_BYTES != have || len != want) return -SYN_ECORRUPT;   /* one missing */
+    if ((rc = syn_buf_append(&r->x_buf, p, len)) != 0) return rc;
+    return r->x_buf.len == r->rec.total ? install_snapshot(r) : 0;
+  }
+  case SYN_PBFT_REC_PRE_PREPARE: {
+    if ((rc = rec_slot(r, key, p, len, &s, &view)) != 0 || s == NULL) return rc;
+    const uint8_t *d = p + 8, *body = p + 8 + DIG;
+    size_t blen = len - 8 - DIG;
+    if (blen > SYN_PBFT_MAX_BATCH_BYTES) return -SYN_ECORRUPT;
+    if (blen > 0) {
+      uint8_t bd[DIG];
+      syn_digest(body, blen, bd);
+      if (memcmp(bd, d, DIG) != 0) return -SYN_ECORRUPT;
+      memcpy(s->batch, body, blen);
+      s->blen = (uint32_t)blen;
+      memcpy(s->bdigest, d, DIG);
+      s->have_batch = true;
+    } else {
+      null_body(r->null_d, s, d);
+    }
+    s->my_pp_view = view + 1;
+    memcpy(s->my_pp_d, d, DIG);
+    return 0;
+  }
+  case SYN_PBFT_REC_PREPARE:
+  case SYN_PBFT_REC_COMMIT:
+    if (len != 8 + DIG) return -SYN_ECORRUPT;
+    if ((rc = rec_slot(r, key, p, len, &s, &view)) != 0 || s == NULL) return rc;
+    if (kind == SYN_PBFT_REC_PREPARE) { s->my_prep_view = view + 1; memcpy(s->my_prep_d, p + 8, DIG); }
+    else { s->my_comm_view = view + 1; memcpy(s->my_comm_d, p + 8, DIG); }
+    return 0;
+  case SYN_PBFT_REC_PREPARED:
+    if ((rc = rec_slot(r, key, p, len, &s, &view)) != 0 || s == NULL) return rc;
+    if (len - 8 - DIG == 0 || len - 8 - DIG > r->cert_cap) return -SYN_ECORRUPT;
+    memcpy(s->cert, p + 8 + DIG, len - 8 - DIG);
+    s->cert_len = (uint32_t)(len - 8 - DIG);
+    return 0;
+  case SYN_PBFT_REC_EXEC: {
+    if (len < 12 + DIG) return -SYN_ECORRUPT;
+    view = syn_get_u64(p);
+    const uint8_t *d = p + 8;
+    uint32_t blen = syn_get_u32(p + 8 + DIG);
+    if (blen > SYN_PBFT_MAX_BATCH_BYTES || blen > len - 12 - DIG || len - 12 - DIG - blen > PROOF_CAP) return -SYN_ECORRUPT;
+    if (key <= r->last_exec) return 0;   /* inside the durable checkpoint */
+    /* Executed batches are persisted in order: a gap is a lost record. */
+    if (key != r->last_exec + 1 || key > r->h + r->L) return -SYN_ECORRUPT;
+    uint8_t bd[DIG];
+    syn_digest(p + 12 + DIG, blen, bd);
+    if (memcmp(bd, d, DIG) != 0) return -SYN_ECORRUPT;
+    s = slot_at(r, key);
+    SYN_ASSERT(s != NULL);   /* h < key <= h + L */
+    memcpy(s->batch, p + 12 + DIG, blen);
+    s->blen = blen;
+    memcpy(s->bdigest, d, DIG);
+    memcpy(s->digest, d, DIG);
+    s->have_batch = s->committed = true;
+    s->c_view = view;
+    s->ccert_len = (uint32_t)(len - 12 - DIG - blen);
+    memcpy(s->ccert, p + 12 + DIG + blen, s->ccert_len);
+    execute_batch(r, NULL, s);   /* silently: it was delivered and answered before the restart */
+    if (r->broken) return -SYN_ECORRUPT;
+    r->last_exec = r->dur_exec = key;
+    r->batches++;
+    if (key % r->K == 0) take_checkpoint(r, NULL, key);
+    return 0;
+  }
+  case SYN_RECORD_END:
+    if (r->next_seq < r->h) r->next_seq = r->h;
+    r->max_seen = r->last_exec > r->next_seq ? r->last_exec : r->next_seq;
+    for (uint64_t i = 0; i < r->L; i++)
+      if (r->slots[i].seq > r->max_seen) r->max_seen = r->slots[i].seq;
+    return 0;
+  default:
+    return -SYN_ECORRUPT;   /* not a replica's record: a foreign store */
+  }
+}
+
+static int client_recover(client_t *c, uint32_t kind, uint64_t key, const uint8_t *p, size_t len) {
+  if (kind == SYN_RECORD_END) return 0;
+  if (kind != SYN_PBFT_REC_CLIENT || key != 0 || len != 8) return -SYN_ECORRUPT;
+  c->ts = c->ts_reserved = syn_get_u64(p);   /* the next request takes the next block */
+  return 0;
+}
+
+static int pbft_recover(void *state, uint32_t kind, uint64_t key, const uint8_t *data, size_t len) {
+  pbft_t *p = state;
+  if (p->r) return replica_recover(p->r, kind, key, data, len);
+  if (p->c) return client_recover(p->c, kind, key, data, len);
+  return -SYN_ESTATE;
+}
+
+static const char *const pbft_record_kinds[SYN_PBFT_NREC] = {
+  [SYN_PBFT_REC_VIEW] = "view", [SYN_PBFT_REC_VIEW_CHANGE] = "view-change", [SYN_PBFT_REC_NEW_VIEW] = "new-view",
+  [SYN_PBFT_REC_OSET] = "oset", [SYN_PBFT_REC_CKPT] = "checkpoint", [SYN_PBFT_REC_CHUNK] = "chunk",
+  [SYN_PBFT_REC_PRE_PREPARE] = "pre-prepare", [SYN_PBFT_REC_PREPARE] = "prepare", [SYN_PBFT_REC_COMMIT] = "commit",
+  [SYN_PBFT_REC_PREPARED] = "prepared", [SYN_PBFT_REC_EXEC] = "exec", [SYN_PBFT_REC_CLIENT] = "client",
+};
+
 /* ---- the protocol face ---- */
 
 static void pbft_fini(void *state) {
@@ -1776,7 +2277,9 @@ static void pbft_fini(void *state) {
     if (r->app_state) r->app->free(r->app_state);
     for (int i = 0; i < SYN_PBFT_MAX_SNAPS; i++) syn_buf_free(&r->snaps[i].snap);
     syn_buf_free(&r->x_buf);
+    syn_buf_free(&r->w_buf);
     syn_buf_free(&r->scratch);
+    free(r->my_vc);
     free(r->slots); free(r->ctab); free(r->ck); free(r->vcs); free(r->nvc); free(r->hint); free(r->bad_vc); free(r->oset); free(r->mem);
     free(r);
   }
@@ -1839,7 +2342,10 @@ static int replica_init(pbft_t *p, const syn_proto_cfg_t *cfg) {
   for (uint32_t q = 0; q < r->n; q++) { r->nvc[q].frame = mem; mem += A8(r->vc_cap); }
 #undef A8
   syn_buf_init(&r->x_buf, SYN_PBFT_MAX_STATE_BYTES);
+  syn_buf_init(&r->w_buf, SYN_PBFT_MAX_STATE_BYTES);
   syn_buf_init(&r->scratch, 0);
+  r->my_vc = malloc(r->vc_cap);
+  if (r->my_vc == NULL) return -SYN_ENOMEM;
   size_t scratch = r->vc_cap > SYN_PBFT_MAX_BATCH_BYTES ? r->vc_cap : SYN_PBFT_MAX_BATCH_BYTES;
   if (scratch < SYN_PBFT_MAX_RESULT_BYTES) scratch = SYN_PBFT_MAX_RESULT_BYTES;
   if (syn_buf_reserve(&r->scratch, scratch) != 0) return -SYN_ENOMEM;
@@ -1903,6 +2409,8 @@ static void pbft_status(const void *state, syn_status_fn fn, void *ctx) {
     fn(ctx, "state_transfers", (int64_t)r->transfers);
     fn(ctx, "app_entries", (int64_t)r->app->count(r->app_state));
     fn(ctx, "broken", r->broken);
+    fn(ctx, "durable_checkpoint", (int64_t)r->dur);
+    fn(ctx, "records_persisted", (int64_t)r->persisted);
   } else if (p->c) {
     const client_t *c = p->c;
     fn(ctx, "client", 1);
@@ -1928,4 +2436,6 @@ const syn_proto_t syn_pbft_proto = {
   .step = pbft_step,
   .admit = pbft_admit,
   .status = pbft_status,
+  .recover = pbft_recover,
+  .record_kinds = pbft_record_kinds, .nrecord_kinds = SYN_PBFT_NREC,
 };

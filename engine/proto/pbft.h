@@ -19,6 +19,9 @@
 #define SYN_PBFT_MAX_FETCH_ENTRIES 16          /* committed batches sent for one fetch */
 #define SYN_PBFT_CLIENT_QUEUE_BYTES (256u << 10) /* ops waiting at one client */
 #define SYN_PBFT_MAX_RESULT_BYTES 4096         /* one result (= SYN_MAX_APP_RESULT_BYTES) */
+#define SYN_PBFT_PERSIST_STEP_BYTES (1u << 20) /* checkpoint snapshot bytes persisted in one step */
+#define SYN_PBFT_CLIENT_TS_BLOCK 64            /* request timestamps a client reserves with one record */
+#define SYN_PBFT_MAX_SEQ         (1ull << 50)  /* sequence numbers (a chunk record's key is seq * 1024 + chunk) */
 
 /* Message types (protocol block 2). Fields, as Lua sees them:
  *   request     {client, ts, op}                 client -> replicas, signed by the client
@@ -55,6 +58,18 @@ enum {
   SYN_PBFT_R_BAD_VIEW_CHANGE, SYN_PBFT_R_BAD_NEW_VIEW, SYN_PBFT_R_BAD_STATE, SYN_PBFT_R_BAD_ENTRY,
   SYN_PBFT_R_STALE, SYN_PBFT_R_QUEUE_FULL, SYN_PBFT_R_BAD_REPLY, SYN_PBFT_R_NOT_CLIENT,
   SYN_PBFT_R_DIVERGED, SYN_PBFT_R_BAD_DIGEST, SYN_PBFT_NREASONS
+};
+
+/* Durable record kinds (SYN_FX_PERSIST), numbered in the order recovery
+ * needs them back: the view first, then what belongs to it, the checkpoint
+ * and its snapshot chunks, what was signed per slot, the executed batches to
+ * re-execute on top of the snapshot. Keys: VIEW 0; VIEW_CHANGE, NEW_VIEW,
+ * OSET the view; CKPT the checkpoint seq; CHUNK seq * 1024 + chunk index;
+ * PRE_PREPARE, PREPARE, COMMIT, PREPARED, EXEC the slot's seq; CLIENT 0. */
+enum {
+  SYN_PBFT_REC_VIEW = 1, SYN_PBFT_REC_VIEW_CHANGE, SYN_PBFT_REC_NEW_VIEW, SYN_PBFT_REC_OSET, SYN_PBFT_REC_CKPT,
+  SYN_PBFT_REC_CHUNK, SYN_PBFT_REC_PRE_PREPARE, SYN_PBFT_REC_PREPARE, SYN_PBFT_REC_COMMIT, SYN_PBFT_REC_PREPARED,
+  SYN_PBFT_REC_EXEC, SYN_PBFT_REC_CLIENT, SYN_PBFT_NREC
 };
 
 /* Timer ids. */

@@ -2,6 +2,7 @@
  * protocol and both runtimes; holds no protocol logic. */
 #include "proto.h"
 
+#include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -135,6 +136,40 @@ int syn_fx_commit(syn_effects_t *fx, uint64_t seq, const uint8_t digest[SYN_DIGE
   if (e == NULL) return -SYN_ELIMIT;
   e->seq = seq;
   e->off = (uint32_t)off; e->len = SYN_DIGEST_BYTES;
+  return 0;
+}
+
+void syn_record_seal(uint32_t kind, uint64_t key, const uint8_t *data, size_t len,
+                     uint8_t out[SYN_RECORD_SEAL_BYTES]) {
+  uint8_t head[12];
+  syn_put_u32(head, kind);
+  syn_put_u64(head + 4, key);
+  crypto_generichash_state st;
+  crypto_generichash_init(&st, NULL, 0, SYN_RECORD_SEAL_BYTES);
+  crypto_generichash_update(&st, head, sizeof head);
+  if (len) crypto_generichash_update(&st, data, len);
+  crypto_generichash_final(&st, out, SYN_RECORD_SEAL_BYTES);
+}
+
+int syn_fx_persist(syn_effects_t *fx, uint32_t kind, uint64_t key, const uint8_t *data, size_t len) {
+  SYN_ASSERT(len <= SYN_MAX_RECORD_BYTES);   /* a protocol sizes its records by its own limits */
+  SYN_ASSERT(kind != SYN_RECORD_END);
+  if (len + SYN_RECORD_SEAL_BYTES > SYN_MAX_EFFECT_BYTES - fx->arena_len) { fx->overflow = true; return -SYN_ELIMIT; }
+  syn_effect_t *e = push(fx, SYN_FX_PERSIST);
+  if (e == NULL) return -SYN_ELIMIT;
+  int64_t off = put(fx, data, len);
+  SYN_ASSERT(off >= 0);   /* room checked above */
+  syn_record_seal(kind, key, data, len, fx->arena + fx->arena_len);
+  fx->arena_len += SYN_RECORD_SEAL_BYTES;
+  e->origin = kind; e->seq = key;
+  e->off = (uint32_t)off; e->len = (uint32_t)(len + SYN_RECORD_SEAL_BYTES);
+  return 0;
+}
+
+int syn_fx_forget(syn_effects_t *fx, uint32_t kind, uint64_t below) {
+  syn_effect_t *e = push(fx, SYN_FX_FORGET);
+  if (e == NULL) return -SYN_ELIMIT;
+  e->origin = kind; e->seq = below;
   return 0;
 }
 

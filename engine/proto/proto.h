@@ -7,7 +7,15 @@
  * a socket, a file or a random number, and never allocates: its state is one
  * block of state_bytes the runtime allocates once, sized by the protocol's
  * SYN_MAX_* limits. The runtime (sim/ or live/) performs the effects in
- * order. */
+ * order.
+ *
+ * Durable state: a protocol that must not forget what it promised emits
+ * persist(kind, key, bytes) and forget(kind, below) effects. node/ makes
+ * every persist of a batch durable (the runtime's sync) before the first
+ * send that follows it, so a node never sends what a crash could make it
+ * forget. After a crash the runtime re-creates the state with init and
+ * replays the records through recover, in (kind, key) order, before START:
+ * a protocol numbers its record kinds in the order it needs them back. */
 #ifndef SYN_PROTO_H
 #define SYN_PROTO_H
 
@@ -21,6 +29,9 @@
 #define SYN_MAX_PARAMS        16           /* tunable parameters per protocol */
 #define SYN_MAX_OP_BYTES      4096         /* one client request / delivered value */
 #define SYN_MAX_TRACE_BYTES   200          /* one trace note */
+#define SYN_MAX_RECORD_BYTES  (1u << 20)   /* one persisted record, its seal excluded */
+#define SYN_RECORD_SEAL_BYTES 32           /* BLAKE2b-256 of (kind, key, bytes), stored after the bytes */
+#define SYN_RECORD_END        UINT32_MAX   /* the kind recover gets once, after the last record */
 
 /* ---- events in ---- */
 typedef enum {
@@ -56,6 +67,9 @@ typedef enum {
   SYN_FX_REJECT,        /* against (sender), reason: a counted drop */
   SYN_FX_TRACE,         /* data = a short note */
   SYN_FX_COMMIT,        /* seq (the protocol's slot), data = the batch digest it executed */
+  SYN_FX_PERSIST,       /* origin = record kind, seq = key, data = record bytes then their seal:
+                           an upsert of (kind, key), durable before any later send of the batch */
+  SYN_FX_FORGET,        /* origin = kind, seq = below: drop every record of that kind with key < below */
 } syn_fx_kind_t;
 
 typedef struct {
@@ -63,10 +77,12 @@ typedef struct {
   uint16_t type;              /* SEND/BROADCAST: message type id */
   uint16_t reason;            /* REJECT/EVIDENCE: index into the protocol's reasons */
   uint32_t to;                /* SEND */
-  uint32_t origin;            /* DELIVER: who multicast it; EVIDENCE/REJECT: the accused */
+  uint32_t origin;            /* DELIVER: who multicast it; EVIDENCE/REJECT: the accused;
+                                 PERSIST/FORGET: the record kind */
   uint32_t timer;             /* TIMER_* */
   int64_t after_ns;           /* TIMER_SET */
-  uint64_t seq;               /* DELIVER: position; EVIDENCE: round (ts, view, seq…) */
+  uint64_t seq;               /* DELIVER: position; EVIDENCE: round (ts, view, seq…);
+                                 PERSIST: key; FORGET: below */
   uint64_t ts;                /* DELIVER: the protocol's timestamp for it */
   uint32_t off, len;          /* the data slice in the batch arena */
   uint32_t off2, len2;        /* EVIDENCE: the second frame */
@@ -100,9 +116,22 @@ int syn_fx_evidence(syn_effects_t *fx, uint32_t against, uint16_t reason, uint64
 int syn_fx_reject(syn_effects_t *fx, uint32_t against, uint16_t reason);
 int syn_fx_trace(syn_effects_t *fx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int syn_fx_commit(syn_effects_t *fx, uint64_t seq, const uint8_t digest[SYN_DIGEST_BYTES]);
+/* Persists len <= SYN_MAX_RECORD_BYTES bytes as record (kind, key), replacing
+ * any record with that kind and key; the effect's data is the bytes followed
+ * by their seal (syn_record_seal), which is what the runtime stores. kind is
+ * never SYN_RECORD_END. */
+int syn_fx_persist(syn_effects_t *fx, uint32_t kind, uint64_t key, const uint8_t *data, size_t len);
+/* Drops every record of kind whose key is below `below`. */
+int syn_fx_forget(syn_effects_t *fx, uint32_t kind, uint64_t below);
 /* True when the batch still has room for `effects` more effects holding
  * `bytes` more payload bytes (protocols that emit a lot check before). */
 bool syn_fx_room(const syn_effects_t *fx, uint32_t effects, size_t bytes);
+
+/* The seal of record (kind, key, data): BLAKE2b-256 over kind (u32 BE), key
+ * (u64 BE) and the bytes. A stored record is its bytes then this seal; a
+ * record whose seal does not match is corrupt (syn_node_recover checks). */
+void syn_record_seal(uint32_t kind, uint64_t key, const uint8_t *data, size_t len,
+                     uint8_t out[SYN_RECORD_SEAL_BYTES]);
 
 /* ---- configuration ---- */
 typedef struct {
@@ -149,6 +178,15 @@ typedef struct syn_proto {
    * whoever sent it: nothing that depends on trusting the sender field. */
   int (*admit)(const void *state, uint32_t from, const syn_msg_t *m);
   void (*status)(const void *state, syn_status_fn fn, void *ctx);
+  /* Optional: rebuilds the state from one persisted record. Called after
+   * init and before START, once per record in (kind, key) order (data is the
+   * record's bytes, seal checked and removed), then once with kind
+   * SYN_RECORD_END (key 0, no data) so the protocol can check the records
+   * made a whole state. Returns 0, or -SYN_ECORRUPT (or another -SYN_E*) for
+   * a record it cannot use: the restart then fails with that error, it never
+   * silently starts empty. NULL: the protocol keeps no records. */
+  int (*recover)(void *state, uint32_t kind, uint64_t key, const uint8_t *data, size_t len);
+  const char *const *record_kinds; size_t nrecord_kinds;   /* record kind names, by kind (errors, Lua) */
 } syn_proto_t;
 
 /* The registry of built-in protocols. */

@@ -1,10 +1,13 @@
 /* sim.c — the deterministic simulator (see sim.h). Owns virtual time, the
- * event heap, the network model, crash/restart/skew and the trace hash.
+ * event heap, the network model, crash/restart/skew, the nodes' record
+ * stores and the trace hash. Records do not enter the trace hash: they
+ * follow from the events, which do.
  * Never reads the wall clock, never calls Lua, never iterates in an order
  * that is not defined by the event heap's (time, insertion) key. */
 #include "sim.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,6 +28,23 @@ typedef struct {
 
 #define TRACE_CHUNK_BYTES 65536
 
+/* One node instance's durable records, sorted by (kind, key). A crash in
+ * the sim falls between two events, so every batch's sync has happened by
+ * then: what is here is what survived. */
+typedef struct {
+  uint32_t kind;
+  uint64_t key;
+  uint8_t *data;
+  uint32_t len;
+} record_t;
+
+typedef struct {
+  record_t *recs;
+  uint32_t cap;
+  uint64_t unsynced;          /* persists since the last sync */
+  syn_store_stats_t st;
+} store_t;
+
 struct syn_sim {
   syn_sim_config_t cfg;
   int64_t now_ns;
@@ -43,6 +63,10 @@ struct syn_sim {
   int64_t *fifo_at;         /* n*n: last scheduled arrival per link */
   int64_t *skew_offset_ns, *skew_rate_ppm;
   syn_node_t **twin;        /* n: a node's second instance (same id and key), or NULL */
+  store_t *stores;          /* 2n: node i's records at i, its twin's at n + i */
+  uint64_t *epoch_base;     /* n: a client restarted from records: 1 + the submissions it had
+                               taken before (its epoch starts at its next answer); 0: none */
+  char why[256];            /* why the last restart failed */
   bool *world_b;            /* n: an untwinned node in world B (talks to the twins) */
   syn_history_t history;
   syn_sim_stats_t stats;
@@ -194,11 +218,104 @@ static bool world_of(const syn_sim_t *sim, const syn_node_t *n) {
   return sim->twin[n->id] ? is_twin(sim, n) : sim->world_b[n->id];
 }
 
+/* ---- durable records ---- */
+
+static store_t *store_of(syn_sim_t *sim, const syn_node_t *n) {
+  return &sim->stores[(sim->twin[n->id] == n ? sim->n : 0) + n->id];
+}
+
+/* The index of (kind, key), or where it would go (*found false). */
+static uint32_t store_find(const store_t *s, uint32_t kind, uint64_t key, bool *found) {
+  uint32_t lo = 0, hi = (uint32_t)s->st.records;
+  while (lo < hi) {
+    uint32_t mid = lo + (hi - lo) / 2;
+    const record_t *r = &s->recs[mid];
+    if (r->kind < kind || (r->kind == kind && r->key < key)) lo = mid + 1;
+    else hi = mid;
+  }
+  *found = lo < s->st.records && s->recs[lo].kind == kind && s->recs[lo].key == key;
+  return lo;
+}
+
+static void store_drop(store_t *s, uint32_t i) {
+  s->st.bytes -= s->recs[i].len;
+  free(s->recs[i].data);
+  memmove(&s->recs[i], &s->recs[i + 1], (size_t)(s->st.records - i - 1) * sizeof *s->recs);
+  s->st.records--;
+}
+
+/* Upserts (kind, key); a write past a limit is refused and marks the store
+ * full, so the node's next sync fails (a full disk). */
+static int store_put(store_t *s, uint32_t kind, uint64_t key, const uint8_t *data, size_t len) {
+  bool found;
+  uint32_t i = store_find(s, kind, key, &found);
+  uint64_t old = found ? s->recs[i].len : 0;
+  if (s->st.bytes - old + len > SYN_MAX_SIM_STORE_BYTES || (!found && s->st.records >= SYN_MAX_SIM_RECORDS)) {
+    s->st.full = true;
+    return -SYN_ELIMIT;
+  }
+  uint8_t *copy = malloc(len ? len : 1);
+  if (copy == NULL) { s->st.full = true; return -SYN_ENOMEM; }
+  memcpy(copy, data, len);
+  if (!found) {
+    if (s->st.records == s->cap) {
+      uint32_t cap = s->cap ? s->cap * 2 : 64;
+      record_t *r = realloc(s->recs, cap * sizeof *r);
+      if (r == NULL) { free(copy); s->st.full = true; return -SYN_ENOMEM; }
+      s->recs = r; s->cap = cap;
+    }
+    memmove(&s->recs[i + 1], &s->recs[i], (size_t)(s->st.records - i) * sizeof *s->recs);
+    s->st.records++;
+    s->recs[i] = (record_t){ .kind = kind, .key = key };
+  } else {
+    free(s->recs[i].data);
+  }
+  s->recs[i].data = copy;
+  s->recs[i].len = (uint32_t)len;
+  s->st.bytes = s->st.bytes - old + len;
+  if (s->st.records > s->st.max_records) s->st.max_records = s->st.records;
+  if (s->st.bytes > s->st.max_bytes) s->st.max_bytes = s->st.bytes;
+  return 0;
+}
+
+static void store_clear(store_t *s) {
+  for (uint64_t i = 0; i < s->st.records; i++) free(s->recs[i].data);
+  s->st.records = 0;
+  s->st.bytes = 0;
+  s->st.full = false;
+  s->unsynced = 0;
+}
+
+static void rt_persist(void *ctx, syn_node_t *n, uint32_t kind, uint64_t key, const uint8_t *data, size_t len) {
+  store_t *s = store_of(ctx, n);
+  s->st.persists++;
+  s->unsynced++;
+  (void)store_put(s, kind, key, data, len);
+}
+
+static void rt_forget(void *ctx, syn_node_t *n, uint32_t kind, uint64_t below) {
+  store_t *s = store_of(ctx, n);
+  s->st.forgets++;
+  bool found;
+  uint32_t i = store_find(s, kind, 0, &found);
+  while (i < s->st.records && s->recs[i].kind == kind && s->recs[i].key < below) store_drop(s, i);
+}
+
+static int rt_sync(void *ctx, syn_node_t *n) {
+  store_t *s = store_of(ctx, n);
+  s->st.syncs++;
+  s->unsynced = 0;
+  if (s->st.full || s->st.fail_sync) { s->st.sync_failures++; return -SYN_EIO; }
+  return 0;
+}
+
 static void rt_send(void *ctx, syn_node_t *from, uint32_t to, const uint8_t *frame, size_t len,
                     int64_t extra_delay_ns) {
   syn_sim_t *sim = ctx;
   uint32_t f = from->id;
   sim->stats.frames_sent++;
+  store_t *st = store_of(sim, from);
+  if (st->unsynced) st->st.unsynced_sends++;
   if (sim->blocked[(size_t)f * sim->n + to]) { sim->stats.frames_blocked++; return; }
   /* Twins: a twinned sender reaches only its own world; a twinned receiver
    * gets the frame at its instance in the sender's world. */
@@ -238,6 +355,13 @@ static void rt_deliver(void *ctx, syn_node_t *n, uint64_t seq, uint32_t origin, 
                        const uint8_t *value, size_t len) {
   syn_sim_t *sim = ctx;
   if (is_twin(sim, n)) return;   /* the node is Byzantine; its first instance speaks for the history */
+  if (sim->epoch_base[n->id]) {
+    /* A client answers its ops one at a time, in the order it took them:
+     * its first answer since it restarted is to the first op it took since. */
+    int rc = syn_history_client_epoch(&sim->history, n->id, sim->epoch_base[n->id] - 1, seq);
+    if (rc) SYN_LOG_WARN("sim: epoch of client %u not recorded: %s", n->id, syn_strerror(rc));
+    sim->epoch_base[n->id] = 0;
+  }
   uint8_t rec[24];
   syn_put_u32(rec, n->id); syn_put_u64(rec + 4, seq); syn_put_u32(rec + 12, origin); syn_put_u64(rec + 16, ts);
   trace_fold(sim, rec, sizeof rec);
@@ -277,7 +401,8 @@ int syn_sim_new(syn_sim_t **out, const syn_sim_config_t *cfg) {
   syn_prng_seed(&sim->prng, cfg->seed);
   crypto_generichash_init(&sim->trace, NULL, 0, 32);
   sim->rt = (syn_runtime_t){ .ctx = sim, .send = rt_send, .timer = rt_timer, .deliver = rt_deliver,
-                             .trace = rt_trace, .commit = rt_commit, .now = rt_now };
+                             .trace = rt_trace, .commit = rt_commit, .now = rt_now,
+                             .persist = rt_persist, .forget = rt_forget, .sync = rt_sync };
   sim->nodes = calloc(n, sizeof *sim->nodes);
   sim->ids = calloc(n, sizeof *sim->ids);
   sim->links = calloc((size_t)n * n, sizeof *sim->links);
@@ -287,8 +412,13 @@ int syn_sim_new(syn_sim_t **out, const syn_sim_config_t *cfg) {
   sim->skew_rate_ppm = calloc(n, sizeof *sim->skew_rate_ppm);
   sim->twin = calloc(n, sizeof *sim->twin);
   sim->world_b = calloc(n, sizeof *sim->world_b);
-  if (!sim->nodes || !sim->ids || !sim->links || !sim->blocked || !sim->fifo_at ||
-      !sim->skew_offset_ns || !sim->skew_rate_ppm || !sim->twin || !sim->world_b) { rc = -SYN_ENOMEM; goto fail; }
+  sim->stores = calloc(2 * (size_t)n, sizeof *sim->stores);
+  sim->epoch_base = calloc(n, sizeof *sim->epoch_base);
+  if (!sim->nodes || !sim->ids || !sim->links || !sim->blocked || !sim->fifo_at || !sim->skew_offset_ns ||
+      !sim->skew_rate_ppm || !sim->twin || !sim->world_b || !sim->stores || !sim->epoch_base) {
+    rc = -SYN_ENOMEM;
+    goto fail;
+  }
   if ((rc = syn_fx_new(&sim->fx)) != 0) goto fail;
   if ((rc = syn_history_init(&sim->history, cfg->n)) != 0) goto fail;
   if ((rc = syn_history_set_clients(&sim->history, cfg->cfg.clients)) != 0) goto fail;
@@ -320,6 +450,9 @@ void syn_sim_free(syn_sim_t *sim) {
   if (sim->twin) for (uint32_t i = 0; i < sim->n; i++) syn_node_free(sim->twin[i]);
   free(sim->twin);
   free(sim->world_b);
+  if (sim->stores) for (uint32_t i = 0; i < 2 * sim->n; i++) { store_clear(&sim->stores[i]); free(sim->stores[i].recs); }
+  free(sim->stores);
+  free(sim->epoch_base);
   if (sim->ids) sodium_memzero(sim->ids, sim->n * sizeof *sim->ids);
   free(sim->ids);
   if (sim->links) for (size_t i = 0; i < (size_t)sim->n * sim->n; i++) free(sim->links[i]);
@@ -463,19 +596,112 @@ void syn_sim_world_b(syn_sim_t *sim, uint32_t node, bool b) {
 
 syn_node_t *syn_sim_twin_node(syn_sim_t *sim, uint32_t node) { return node < sim->n ? sim->twin[node] : NULL; }
 
-int syn_sim_restart(syn_sim_t *sim, uint32_t node, bool durable) {
+/* Re-creates instance n from its records: reset, init, each record through
+ * recover, then the end mark. */
+static int replay(syn_sim_t *sim, syn_node_t *n) {
+  store_t *s = store_of(sim, n);
+  int rc = syn_node_reset(n);
+  if (rc) { snprintf(sim->why, sizeof sim->why, "init: %s", syn_strerror(rc)); return rc; }
+  for (uint64_t i = 0; i < s->st.records; i++) {
+    const record_t *r = &s->recs[i];
+    rc = syn_node_recover(n, r->kind, r->key, r->data, r->len);
+    if (rc) {
+      snprintf(sim->why, sizeof sim->why, "record '%s' (kind %u) key %llu: %s", syn_node_record_kind(n, r->kind),
+               r->kind, (unsigned long long)r->key, syn_strerror(rc));
+      return rc;
+    }
+  }
+  rc = syn_node_recover(n, SYN_RECORD_END, 0, NULL, 0);
+  if (rc) {
+    snprintf(sim->why, sizeof sim->why, "its %llu records do not form a whole state: %s",
+             (unsigned long long)s->st.records, syn_strerror(rc));
+    return rc;
+  }
+  s->st.full = false;
+  return 0;
+}
+
+int syn_sim_restart(syn_sim_t *sim, uint32_t node, syn_restart_t mode) {
   SYN_ASSERT(node < sim->n);
-  syn_node_t *n = sim->nodes[node];
+  syn_node_t *n = sim->nodes[node], *t = sim->twin[node];
+  sim->why[0] = '\0';
   if (n->up) return -SYN_ESTATE;
-  if (!durable) {
-    int rc = syn_node_reset(n);
+  int rc = 0;
+  switch (mode) {
+  case SYN_RESTART_AMNESIA:
+    rc = syn_node_reset(n);
     if (rc) return rc;
     syn_history_reset_node(&sim->history, node);
-    if (sim->twin[node] && (rc = syn_node_reset(sim->twin[node])) != 0) return rc;
+    store_clear(&sim->stores[node]);
+    if (t) {
+      if ((rc = syn_node_reset(t)) != 0) return rc;
+      store_clear(&sim->stores[sim->n + node]);
+    }
+    break;
+  case SYN_RESTART_RECORDS:
+    if (sim->cfg.proto->recover == NULL) {
+      snprintf(sim->why, sizeof sim->why, "protocol %s keeps no records", sim->cfg.proto->name);
+      return -SYN_EINVAL;
+    }
+    /* The delivery history stays: what the node delivered, it persisted first. */
+    if ((rc = replay(sim, n)) != 0) return rc;
+    if (t && (rc = replay(sim, t)) != 0) return rc;
+    if (node >= sim->cfg.n) {
+      /* A client: what it had taken but not had answered is lost with its
+       * memory, and it numbers its requests anew above what it reserved:
+       * its answers from now on are to the submissions after these. */
+      uint64_t taken = 0;
+      for (uint32_t i = 0; i < sim->history.nsubs; i++) taken += sim->history.subs[i].node == node;
+      sim->epoch_base[node] = taken + 1;
+    }
+    break;
+  case SYN_RESTART_MEMORY:
+    n->failed = 0;
+    if (t) t->failed = 0;
+    break;
+  default:
+    return -SYN_EINVAL;
   }
   n->up = true;
   syn_node_start(n);
-  if (sim->twin[node]) { sim->twin[node]->up = true; syn_node_start(sim->twin[node]); }
+  if (t) { t->up = true; syn_node_start(t); }
+  return 0;
+}
+
+const char *syn_sim_error(const syn_sim_t *sim) { return sim->why; }
+
+const syn_store_stats_t *syn_sim_store(const syn_sim_t *sim, uint32_t node) {
+  SYN_ASSERT(node < sim->n);
+  return &sim->stores[node].st;
+}
+
+void syn_sim_fail_sync(syn_sim_t *sim, uint32_t node, bool fail) {
+  SYN_ASSERT(node < sim->n);
+  sim->stores[node].st.fail_sync = fail;
+}
+
+int syn_sim_record_get(const syn_sim_t *sim, uint32_t node, uint64_t i, uint32_t *kind, uint64_t *key,
+                       const uint8_t **data, size_t *len) {
+  if (node >= sim->n || i >= sim->stores[node].st.records) return -SYN_EINVAL;
+  const record_t *r = &sim->stores[node].recs[i];
+  *kind = r->kind; *key = r->key; *data = r->data; *len = r->len;
+  return 0;
+}
+
+int syn_sim_record_set(syn_sim_t *sim, uint32_t node, uint32_t kind, uint64_t key, const uint8_t *data,
+                       size_t len) {
+  if (node >= sim->n) return -SYN_EINVAL;
+  store_t *s = &sim->stores[node];
+  if (data) {
+    if (len > SYN_MAX_RECORD_BYTES + SYN_RECORD_SEAL_BYTES) return -SYN_ETOOBIG;
+    bool full = s->st.full;
+    int rc = store_put(s, kind, key, data, len);
+    s->st.full = full;   /* an operator's write is refused, not a disk filling up */
+    return rc;
+  }
+  bool found;
+  uint32_t i = store_find(s, kind, key, &found);
+  if (found) store_drop(s, i);
   return 0;
 }
 

@@ -1,6 +1,7 @@
 /* sim.h — the deterministic simulator: virtual time, one event heap with a
  * (time, insertion order) tie-break, one seeded PRNG, a network model per
- * link, crashes, restarts and clock skew. It runs syn_node_t unchanged.
+ * link, crashes, restarts and clock skew, and each node's durable records
+ * (an in-memory store per node instance, bounded, that a restart replays). It runs syn_node_t unchanged.
  * Every processed event folds into a BLAKE2b trace hash; the same seed and
  * the same script give the same hash, bit for bit. The simulator never reads
  * the wall clock and never calls Lua: callbacks scheduled from Lua come back
@@ -15,6 +16,8 @@
 #include "../check/check.h"
 
 #define SYN_MAX_SIM_EVENTS (16u << 20)   /* pending events in the heap */
+#define SYN_MAX_SIM_RECORDS (1u << 16)   /* durable records one node instance keeps */
+#define SYN_MAX_SIM_STORE_BYTES (64ull << 20)   /* their bytes; past either, the node's next sync fails */
 
 typedef enum {
   SYN_DIST_CONSTANT = 1, SYN_DIST_UNIFORM, SYN_DIST_NORMAL, SYN_DIST_EXPONENTIAL, SYN_DIST_PARETO
@@ -91,9 +94,41 @@ void syn_sim_heal(syn_sim_t *sim);
 
 /* Faults. */
 void syn_sim_crash(syn_sim_t *sim, uint32_t node);
-/* Brings a crashed node back; without durable state the protocol restarts
- * from scratch and its delivery history starts anew. */
-int syn_sim_restart(syn_sim_t *sim, uint32_t node, bool durable);
+
+/* How a crashed node comes back. */
+typedef enum {
+  SYN_RESTART_AMNESIA = 1,   /* disk lost: empty records, fresh state, its delivery history starts anew */
+  SYN_RESTART_RECORDS,       /* from its records: reset, init, recover each record, START (needs recover) */
+  SYN_RESTART_MEMORY,        /* its whole in-memory state kept (a pause more than a crash) */
+} syn_restart_t;
+/* Brings a crashed (or failed) node back, and its twin if it has one.
+ * -SYN_ESTATE if it is up, -SYN_EINVAL for RECORDS when its protocol keeps
+ * no records; a record the protocol cannot use fails the restart with its
+ * error (syn_sim_error says which record) and the node stays down. */
+int syn_sim_restart(syn_sim_t *sim, uint32_t node, syn_restart_t mode);
+/* Why the last syn_sim_restart failed ("" after a success). */
+const char *syn_sim_error(const syn_sim_t *sim);
+
+/* The durable records of a node (its first instance, not a twin). */
+typedef struct {
+  uint64_t records, bytes;               /* held now */
+  uint64_t max_records, max_bytes;       /* the most held at once */
+  uint64_t persists, forgets, syncs, sync_failures;
+  uint64_t unsynced_sends;               /* frames sent while one of the sender's persists was
+                                            not yet synced: DESIGN.md's rule says 0 */
+  bool full;                             /* a persist was refused by a limit: the next sync fails */
+  bool fail_sync;                        /* injected: every sync fails (a broken disk) */
+} syn_store_stats_t;
+const syn_store_stats_t *syn_sim_store(const syn_sim_t *sim, uint32_t node);
+/* Every later sync of node fails (or works again). */
+void syn_sim_fail_sync(syn_sim_t *sim, uint32_t node, bool fail);
+/* Record i (0..records-1) in (kind, key) order; the pointer is valid until the store changes. */
+int syn_sim_record_get(const syn_sim_t *sim, uint32_t node, uint64_t i, uint32_t *kind, uint64_t *key,
+                       const uint8_t **data, size_t *len);
+/* Writes (data != NULL) or deletes record (kind, key) of node directly, as a
+ * disk fault or an operator would (data is stored as given, seal included). */
+int syn_sim_record_set(syn_sim_t *sim, uint32_t node, uint32_t kind, uint64_t key, const uint8_t *data,
+                       size_t len);
 /* Twins: a second instance of node (same id, same key), started now; the
  * node counts as Byzantine from then on. Two worlds: a twinned node's first
  * instance is in world A, its twin in world B; every other node is in world

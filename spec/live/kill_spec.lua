@@ -23,8 +23,8 @@
 -- restarts one node cleanly and checks that its own submissions still
 -- execute.
 --
--- Tagged #persist: .busted leaves these out until the durable store lands
--- (then drop "persist" from its exclude-tags).
+-- Tagged #persist: they need the durable store (a replica's votes, view and
+-- log in DATA/synod.db); `busted --exclude-tags=persist` leaves them out.
 local json = require "dkjson"
 local synod = require "synod"
 local live = require "support.live"
