@@ -23,6 +23,9 @@
 --     transport.misrouted; 20 units of the largest legal size →
 --     dropped.bad_magic; a second connection as 3 → duplicate; then a
 --     length over the limit → bad_stream;
+--   60 connections each announcing the largest legal unit before their
+--     handshake and sending all of it but a byte → bad_stream at the
+--     prefix, and the peak RSS does not grow by the 60 MiB sent;
 --   a connection flood (200 opened and held past the handshake deadline,
 --     plus a truncated hello held open) → too_many_pending and
 --     handshake_timeout, and the target's open descriptors come back down;
@@ -93,6 +96,21 @@ for i in $(seq "$COUNT"); do
 done
 echo "opened $opened"
 sleep "$HOLD"
+for i in $(seq 200); do [ -e "$GO" ] && break; sleep 0.1; done
+]]
+
+-- Opens $COUNT connections and writes $D/big.bytes (a unit announcing the
+-- largest legal length, one byte short of complete) on each, holding them
+-- until the file $GO exists (at most 20 s).
+local BIG_SH = [[
+trap '' PIPE
+opened=0
+for i in $(seq "$COUNT"); do
+  exec {fd}<>/dev/tcp/127.0.0.1/$PORT 2>/dev/null || break
+  cat "$D/big.bytes" >&$fd 2>/dev/null
+  opened=$((opened + 1))
+done
+echo "opened $opened"
 for i in $(seq 200); do [ -e "$GO" ] && break; sleep 0.1; done
 ]]
 
@@ -247,6 +265,27 @@ describe("live node under hostile input", function()
     -- transport's bad_signature (a forged handshake) live apart.
     assert.is_true(s.counters.dropped.bad_signature >= 2)
     assert.is_true(s.counters.transport.bad_signature >= 1)
+  end)
+
+  it("refuses a unit bigger than a hello before the handshake, without buffering it", function()
+    local t0, hwm0 = transport(), live.hwm_kb(target.pid)
+    local max = synod.wire.limits.max_frame_bytes + 4
+    live.write_file(dir .. "/big.bytes", string.pack(">I4", max) .. ("b"):rep(max - 1))
+    local go = dir .. "/big.go"
+    local big = c:bash_bg(BIG_SH, { PORT = target.port, COUNT = 60, D = dir, GO = go })
+    c:wait("the 60 big units to be written", function() return big.output():match("opened (%d+)") end, 30)
+    local t1 = c:wait("60 bad streams", function()
+      local t = transport()
+      return delta(t0, t, "bad_stream") >= 60 and t, ("bad_stream +%d"):format(delta(t0, t, "bad_stream"))
+    end, 15)
+    assert.equal(60, delta(t0, t1, "bad_stream"))
+    live.write_file(go, "")
+    finished("the big units' connections to end", big)
+    -- 60 MiB came in; none of it was kept (a buffer per unit would have been 60 MiB).
+    local grew = live.hwm_kb(target.pid) - hwm0
+    assert.is_true(grew < 16 * 1024, ("peak RSS grew by %d KiB"):format(grew))
+    load(3, "big")
+    c:wait_ops(submitted, 30)
   end)
 
   it("survives a connection flood: refuses past the pending bound, times out the rest, serves meanwhile", function()
