@@ -46,9 +46,14 @@ local function write_file(path, s)
 end
 M.write_file = write_file
 
+-- Every command starts without LD_PRELOAD: `make asan` preloads libasan
+-- into busted, and curl (among others) hangs with it, past its own
+-- --max-time; the node binary is not the sanitizer build either.
+local CLEAN_ENV = "unset LD_PRELOAD\n"
+
 -- Runs cmd with /bin/sh; returns stdout (stderr joined unless redirected) and the exit code.
 local function sh(cmd)
-  local p = io.popen(cmd .. "\necho \"rc=$?\"", "r")
+  local p = io.popen(CLEAN_ENV .. cmd .. "\necho \"rc=$?\"", "r")
   local out = p:read("a")
   p:close()
   local rc = tonumber(out:match("rc=(%d+)%s*$"))
@@ -154,7 +159,7 @@ function M.spawn(argv, log, pid_path, rc_path)
     .. "kill -0 %d 2>/dev/null || kill -9 $p 2>/dev/null ) >/dev/null 2>&1 & "
     .. "wait $p; echo $? >%s.tmp; mv %s.tmp %s ) >/dev/null 2>&1 &")
     :format(table.concat(words, " "), q(log), q(pid_path), owner(), owner(), q(rc_path), q(rc_path), q(rc_path))
-  os.execute(cmd)
+  os.execute(CLEAN_ENV .. cmd)
   return M.wait("the pid of " .. argv[1] .. " " .. (argv[2] or ""), function()
     return tonumber(read_file(pid_path) or "")
   end, 5)
@@ -454,7 +459,9 @@ end
 function M.http(port, method, path, opts)
   opts = opts or {}
   local base = os.tmpname()
-  local args = { "curl", "-s", "-g", "--max-time", tostring(opts.timeout or 20), "-o", base .. ".body",
+  local t = opts.timeout or 20
+  -- curl's own --max-time, and a kill a little later should curl hang anyway.
+  local args = { "timeout", "-s", "KILL", tostring(t + 5), "curl", "-s", "-g", "--max-time", tostring(t), "-o", base .. ".body",
                  "-w", "%{http_code}", "-X", method }
   if opts.body then
     write_file(base .. ".req", opts.body)
