@@ -98,6 +98,8 @@ static const char node_src[] =
   "function node:submit(op) return live.submit(op) end\n"
   "function node:is_up() return true end\n"
   "function node:is_honest() return not live.status().byzantine end\n"
+  "if os then os.exit = function() error('os.exit would end the node without a clean stop: send it SIGTERM, or type quit at its console', 2) end end\n"
+  "if io then io.write = function(...) local t = table.pack(...) for i = 1, t.n do t[i] = tostring(t[i]) end live.write(table.concat(t)) end end\n"
   "return setmetatable(node, { __tostring = function() return ('live node %d of %d (%s)'):format(live.id, live.n, live.protocol) end })\n";
 
 static syn_repl_t *of(lua_State *L) { return lua_touserdata(L, lua_upvalueindex(1)); }
@@ -287,6 +289,22 @@ static int l_after(lua_State *L) {
   return 0;
 }
 
+static void capture(syn_repl_t *r, const char *s, size_t len) {
+  if (r->capturing) {
+    if (r->out.len + len <= SYN_MAX_REPL_OUTPUT_BYTES) (void)syn_buf_append(&r->out, s, len);
+  } else if (len) {
+    SYN_LOG_WARN("node %u (lua): %.*s", syn_live_cfg(r->lv)->id, (int)(s[len - 1] == '\n' ? len - 1 : len), s);
+  }
+}
+
+/* io.write in the REPL: its text joins the chunk's output, without a newline. */
+static int l_write(lua_State *L) {
+  size_t len;
+  const char *s = luaL_checklstring(L, 1, &len);
+  capture(of(L), s, len);
+  return 0;
+}
+
 /* print: into the connection's output while a chunk runs, else the log. */
 static int l_print(lua_State *L) {
   syn_repl_t *r = of(L);
@@ -301,11 +319,7 @@ static int l_print(lua_State *L) {
   luaL_pushresult(&b);
   size_t len;
   const char *s = lua_tolstring(L, -1, &len);
-  if (r->capturing) {
-    if (r->out.len + len <= SYN_MAX_REPL_OUTPUT_BYTES) (void)syn_buf_append(&r->out, s, len);
-  } else {
-    SYN_LOG_WARN("node %u (lua): %.*s", syn_live_cfg(r->lv)->id, (int)(len - 1), s);
-  }
+  capture(r, s, len);
   return 0;
 }
 
@@ -479,7 +493,7 @@ int syn_repl_new(syn_repl_t **out, syn_live_t *lv, lua_State *L, char *err, size
     { "status", l_status }, { "peers", l_peers }, { "log", l_log }, { "behave", l_behave },
     { "send", l_send }, { "replay", l_replay }, { "frame", l_frame }, { "counters", l_counters },
     { "evidence", l_evidence }, { "submit", l_submit }, { "now", l_now }, { "random", l_random },
-    { "after", l_after }, { NULL, NULL },
+    { "after", l_after }, { "write", l_write }, { NULL, NULL },
   };
   if (luaL_loadstring(L, node_src) != LUA_OK) { snprintf(err, errlen, "repl: %s", lua_tostring(L, -1)); free(r); return -SYN_EINVAL; }
   lua_newtable(L);
