@@ -212,6 +212,19 @@ static void node_stopped(void *ctx) {
   syn_api_close(sv->api);
 }
 
+/* A service failed to start: say why, close what was opened, exit 1. */
+static int node_abort(uv_loop_t *loop, syn_live_t *lv, syn_repl_t *repl, lua_State *L, uint32_t id, const char *err) {
+  fprintf(stderr, "synod: node %u: %s\n", id, err);
+  syn_repl_close(repl);
+  syn_live_stop(lv);
+  uv_run(loop, UV_RUN_DEFAULT);
+  syn_live_free(lv);
+  syn_repl_free(repl);
+  lua_close(L);
+  uv_loop_close(loop);
+  return 1;
+}
+
 static int cmd_node(int argc, char **argv) {
   syn_live_cfg_t cfg = { .proto = "pbft", .listen_host = "127.0.0.1" };
   uint64_t v;
@@ -282,28 +295,10 @@ static int cmd_node(int argc, char **argv) {
   }
   lua_State *L = new_state();
   syn_repl_t *repl = NULL;
-  if (syn_repl_new(&repl, lv, L, err, sizeof err) != 0) {
-    fprintf(stderr, "synod: node %u: %s\n", cfg.id, err);
-    syn_live_stop(lv);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    syn_live_free(lv);
-    syn_repl_free(repl);
-    lua_close(L);
-    uv_loop_close(&loop);
-    return 1;
-  }
+  if (syn_repl_new(&repl, lv, L, err, sizeof err) != 0) return node_abort(&loop, lv, repl, L, cfg.id, err);
   services_t sv = { .repl = repl };
-  if (http_port >= 0 && syn_api_new(&sv.api, lv, http_host, http_port, http_token, err, sizeof err) != 0) {
-    fprintf(stderr, "synod: node %u: %s\n", cfg.id, err);
-    syn_repl_close(repl);
-    syn_live_stop(lv);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    syn_live_free(lv);
-    syn_repl_free(repl);
-    lua_close(L);
-    uv_loop_close(&loop);
-    return 1;
-  }
+  if (http_port >= 0 && syn_api_new(&sv.api, lv, http_host, http_port, http_token, err, sizeof err) != 0)
+    return node_abort(&loop, lv, repl, L, cfg.id, err);
   syn_live_on_stop(lv, node_stopped, &sv);
   if (!cfg.quiet) {
     printf("synod node %u of %u (%s) listening on %s:%u", cfg.id, cfg.n, cfg.proto, cfg.listen_host,

@@ -19,13 +19,11 @@ struct syn_api {
   syn_live_t *lv;
   syn_http_t *http;
   syn_buf_t out;
-  uint64_t submits, detections_served;
 };
 
 typedef struct {
   syn_api_t *api;
   uint64_t req;
-  bool closed;
 } waiter_t;
 
 /* ---- helpers ---- */
@@ -41,8 +39,6 @@ static int64_t wall_ms(void) {
   clock_gettime(CLOCK_REALTIME, &ts);
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
-
-typedef struct { syn_json_t *j; } jctx_t;
 
 static void json_field(void *ctx, const char *key, int64_t value) {
   syn_json_t *j = ctx;
@@ -77,7 +73,7 @@ static void json_frame(syn_json_t *j, const uint8_t *frame, size_t len) {
 static void submitted(void *ctx, int rc, uint64_t seq, const uint8_t *res, size_t len, int64_t latency_ns) {
   waiter_t *w = ctx;
   syn_api_t *a = w->api;
-  if (a && !w->closed) {
+  {
     syn_buf_reset(&a->out);
     syn_json_t j;
     syn_json_init(&j, &a->out);
@@ -106,7 +102,6 @@ static void do_submit(syn_api_t *a, const syn_http_req_t *r, const uint8_t *op, 
   if (w == NULL) { syn_http_error(a->http, r->id, 503, "out of memory"); return; }
   w->api = a;
   w->req = r->id;
-  a->submits++;
   int rc = syn_live_submit(a->lv, op, len, submitted, w);
   if (rc != 0) {
     free(w);
@@ -210,7 +205,6 @@ static void do_detections(syn_api_t *a, const syn_http_req_t *r) {
   }
   syn_json_end_array(&j);
   if (syn_json_finish(&j) != 0) { syn_http_error(a->http, r->id, 500, "the evidence does not fit one answer (SYN_MAX_API_BODY_BYTES)"); return; }
-  a->detections_served++;
   send_json(a, r->id, 200);
 }
 

@@ -32,7 +32,6 @@ typedef struct bclient {
   char req[256];
   char resp[4096];
   size_t rlen;
-  bool up;
 } bclient_t;
 
 typedef struct bench {
@@ -70,7 +69,7 @@ static bool complete(bclient_t *c, int *status) {
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
   bclient_t *c = s->data;
   (void)buf;
-  if (n < 0) { c->up = false; uv_close((uv_handle_t *)&c->tcp, NULL); return; }
+  if (n < 0) { uv_close((uv_handle_t *)&c->tcp, NULL); return; }
   c->rlen += (size_t)n;
   int status;
   if (!complete(c, &status)) {
@@ -98,7 +97,6 @@ static void send_next(bclient_t *c) {
 static void on_connect(uv_connect_t *req, int status) {
   bclient_t *c = req->data;
   if (status < 0) { c->b->errors++; uv_close((uv_handle_t *)&c->tcp, NULL); return; }
-  c->up = true;
   uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
   send_next(c);
 }

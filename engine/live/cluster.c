@@ -386,7 +386,7 @@ int syn_cluster_main(int argc, char **argv, const char *self) {
   snprintf(c.dir, sizeof c.dir, "cluster");
   snprintf(c.protocol, sizeof c.protocol, "pbft");
   const char *pos = NULL;
-  bool json = false, has_n = false, has_base = false;
+  bool json = false, has_n = false;
   size_t xl = 0;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *next = i + 1 < argc ? argv[i + 1] : NULL;
@@ -397,7 +397,7 @@ int syn_cluster_main(int argc, char **argv, const char *self) {
       c.n = v; has_n = true; i++;
     } else if (strcmp(a, "--base-port") == 0 && next) {
       if (!parse_u32(next, &v) || v < 1024 || v > 65000) return fail("--base-port must be 1024..65000, got '%s'", next);
-      c.base = (uint16_t)v; has_base = true; i++;
+      c.base = (uint16_t)v; i++;
     } else if (strcmp(a, "--protocol") == 0 && next) {
       if (strcmp(next, "pbft") != 0 && strcmp(next, "tom") != 0) return fail("--protocol must be pbft or tom, got '%s'", next);
       snprintf(c.protocol, sizeof c.protocol, "%s", next); i++;
@@ -423,7 +423,6 @@ int syn_cluster_main(int argc, char **argv, const char *self) {
   ccfg_t saved = { 0 };
   snprintf(saved.dir, sizeof saved.dir, "%s", c.dir);
   if (load_conf(&saved) != 0) return fail("no cluster in '%s' (synod cluster up -n N first, or give --dir)", c.dir);
-  (void)has_base;
   use_token(&saved);
   uint32_t idx;
   if (strcmp(cmd, "status") == 0) return cmd_status(&saved, json);
